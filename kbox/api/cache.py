@@ -1,0 +1,275 @@
+"""The watch cache: one per resource, the API server's view of the store.
+
+Like kube-apiserver's cacher, each resource keeps a decoded copy of every
+object and a ring of recent events, fed by a single store watch. Lists are
+served from it and watchers fan out from it, so N watchers cost one store
+watch. Reads are consistent: before serving, the cache asks the store for a
+progress marker and waits until it has applied every write up to the
+store's revision at the time of the request.
+
+Watchers that select pods by `spec.nodeName` are indexed by node name (as
+kube-apiserver's cacher does), so a thousand node agents do not each look at
+every pod event.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import orjson
+
+from kbox.api.errors import ApiError, gone, timeout as timeout_error
+from kbox.api.resources import ResourceInfo
+from kbox.store import Store, WatchEvent
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+
+@dataclass(slots=True)
+class CachedObject:
+    obj: Obj          # decoded, resourceVersion set; shared: never mutate
+    raw: bytes        # obj encoded as JSON
+
+
+@dataclass(slots=True)
+class CacheEvent:
+    type: str                 # ADDED, MODIFIED, DELETED
+    revision: int
+    key: str
+    new: CachedObject | None  # None for DELETED
+    old: CachedObject | None  # None for ADDED
+
+
+def _with_rv(raw: bytes, rev: int) -> CachedObject:
+    obj = orjson.loads(raw)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
+    return CachedObject(obj, orjson.dumps(obj))
+
+
+class Watcher:
+    """One API watch: a filtered queue of events for one client.
+
+    `matches(obj)` decides membership; a MODIFIED event that moves an object
+    out of the selection is delivered as DELETED, into it as ADDED.
+    """
+
+    def __init__(self, cache: "WatchCache", matches: Callable[[Obj], bool],
+                 node_name: str | None, bookmarks: bool) -> None:
+        self.cache = cache
+        self.matches = matches
+        self.node_name = node_name
+        self.bookmarks = bookmarks
+        self._queue: collections.deque[tuple[str, CachedObject]] = collections.deque()
+        self._cond = threading.Condition()
+        self.closed = False
+        self.last_revision = 0
+
+    def offer(self, ev: CacheEvent) -> None:
+        new_in = ev.new is not None and self.matches(ev.new.obj)
+        old_in = ev.old is not None and self.matches(ev.old.obj)
+        if new_in and old_in:
+            item = ("MODIFIED", ev.new)
+        elif new_in:
+            item = ("ADDED", ev.new)
+        elif old_in:
+            item = ("DELETED", ev.new if ev.new is not None else ev.old)
+        else:
+            return
+        self._push(item)  # type: ignore[arg-type]
+
+    def _push(self, item: tuple[str, CachedObject]) -> None:
+        with self._cond:
+            self._queue.append(item)
+            self._cond.notify()
+
+    def next_batch(self, timeout: float | None) -> list[tuple[str, CachedObject]]:
+        """Pending (type, object) pairs; [] after `timeout` seconds or when closed."""
+        with self._cond:
+            if not self._queue and not self.closed:
+                self._cond.wait(timeout)
+            out = list(self._queue)
+            self._queue.clear()
+        if out:
+            rv = out[-1][1].obj.get("metadata", {}).get("resourceVersion")
+            if rv:
+                self.last_revision = int(rv)
+        return out
+
+    def bookmark(self) -> dict[str, Any]:
+        info = self.cache.info
+        rev = max(self.last_revision, self.cache.revision)
+        return {"kind": info.kind, "apiVersion": info.api_version,
+                "metadata": {"resourceVersion": str(rev)}}
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+        self.cache.remove_watcher(self)
+
+
+class WatchCache:
+    def __init__(self, store: Store, info: ResourceInfo, ring_size: int = 20000) -> None:
+        self.store = store
+        self.info = info
+        self.prefix = info.prefix()
+        self._lock = threading.RLock()
+        self._fresh = threading.Condition(self._lock)
+        self.objects: dict[str, CachedObject] = {}
+        self._ring: collections.deque[CacheEvent] = collections.deque(maxlen=ring_size)
+        self._ring_start = 0          # every event after this revision is in the ring
+        self.revision = 0
+        self._watchers: set[Watcher] = set()
+        self._by_node: dict[str, set[Watcher]] = {}
+        self._stopped = False
+        kvs, rev = store.range(self.prefix)
+        for kv in kvs:
+            self.objects[kv.key] = _with_rv(kv.value, kv.mod_revision)
+        self.revision = self._ring_start = rev
+        self._store_watch = store.watch(self.prefix, rev + 1)
+        self._thread = threading.Thread(target=self._run, name=f"watchcache-{info.plural}",
+                                        daemon=True)
+        self._thread.start()
+
+    # ---- feeding -------------------------------------------------------------
+    def _run(self) -> None:
+        w = self._store_watch
+        while not self._stopped:
+            try:
+                batch = w.get(timeout=1.0)
+            except Exception:  # pragma: no cover - a backend failure must not kill the API
+                log.exception("watch cache %s: store watch failed", self.info.plural)
+                continue
+            if batch:
+                self._apply(batch)
+
+    def _apply(self, batch: list[WatchEvent]) -> None:
+        with self._lock:
+            for ev in batch:
+                if ev.type == "PROGRESS":
+                    self.revision = max(self.revision, ev.revision)
+                    continue
+                kv = ev.kv
+                assert kv is not None
+                key = kv.key
+                old = self.objects.get(key)
+                if ev.type == "PUT":
+                    new = _with_rv(kv.value, kv.mod_revision)
+                    self.objects[key] = new
+                    cev = CacheEvent("MODIFIED" if old else "ADDED", ev.revision, key, new, old)
+                else:
+                    self.objects.pop(key, None)
+                    if old is None and ev.prev_kv is not None:
+                        old = _with_rv(ev.prev_kv.value, ev.prev_kv.mod_revision)
+                    # the deleted object carries the deletion's revision, as in Kubernetes
+                    gone_obj = _with_rv(old.raw, ev.revision) if old else None
+                    cev = CacheEvent("DELETED", ev.revision, key, None, gone_obj)
+                if len(self._ring) == self._ring.maxlen:
+                    self._ring_start = self._ring[0].revision
+                self._ring.append(cev)
+                self.revision = ev.revision
+                self._dispatch(cev)
+            self._fresh.notify_all()
+
+    def _dispatch(self, ev: CacheEvent) -> None:
+        if self._by_node:
+            targets = set()
+            for c in (ev.new, ev.old):
+                if c is not None:
+                    node = (c.obj.get("spec") or {}).get("nodeName") or ""
+                    targets |= self._by_node.get(node, set())
+            for w in targets:
+                w.offer(ev)
+        for w in self._watchers:
+            w.offer(ev)
+
+    # ---- consistent reads -------------------------------------------------
+    def wait_fresh(self, revision: int | None = None, timeout: float = 5.0) -> None:
+        """Block until the cache has applied every write up to `revision` (default: now)."""
+        target = self.store.revision if revision is None else revision
+        if self.revision >= target:
+            return
+        self._store_watch.request_progress()
+        with self._fresh:
+            ok = self._fresh.wait_for(lambda: self.revision >= target, timeout)
+        if not ok:
+            raise timeout_error(f"Too large resource version: {target}, current: {self.revision}")
+
+    def snapshot(self) -> tuple[list[CachedObject], int]:
+        self.wait_fresh()
+        with self._lock:
+            return list(self.objects.values()), self.revision
+
+    def items_sorted(self) -> tuple[list[tuple[str, CachedObject]], int]:
+        self.wait_fresh()
+        with self._lock:
+            return sorted(self.objects.items()), self.revision
+
+    # ---- watchers -----------------------------------------------------------
+    def add_watcher(self, matches: Callable[[Obj], bool], *, since: int | None,
+                    node_name: str | None = None, bookmarks: bool = False,
+                    send_initial: bool = False) -> Watcher:
+        """Register a watcher.
+
+        `since=None` (or send_initial): ADDED events for every current object,
+        then changes. `since=N`: every change after revision N (410 if too old).
+        """
+        if since is not None and not send_initial:
+            self.wait_fresh(since)
+        w = Watcher(self, matches, node_name, bookmarks)
+        with self._lock:
+            if since is None or send_initial:
+                for cobj in sorted(self.objects.items()):
+                    if matches(cobj[1].obj):
+                        w._push(("ADDED", cobj[1]))
+                w.last_revision = self.revision
+            else:
+                if since < self._ring_start:
+                    raise gone(f"too old resource version: {since} ({self._ring_start})")
+                for ev in self._ring:
+                    if ev.revision > since:
+                        w.offer(ev)
+                w.last_revision = max(since, 0)
+            if node_name is not None:
+                self._by_node.setdefault(node_name, set()).add(w)
+            else:
+                self._watchers.add(w)
+        return w
+
+    def remove_watcher(self, w: Watcher) -> None:
+        with self._lock:
+            self._watchers.discard(w)
+            if w.node_name is not None:
+                s = self._by_node.get(w.node_name)
+                if s is not None:
+                    s.discard(w)
+                    if not s:
+                        del self._by_node[w.node_name]
+
+    def watcher_count(self) -> int:
+        with self._lock:
+            return len(self._watchers) + sum(len(s) for s in self._by_node.values())
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._store_watch.close()
+        with self._lock:
+            watchers = list(self._watchers) + [w for s in self._by_node.values() for w in s]
+        for w in watchers:
+            w.close()
+
+
+def iter_watcher(w: Watcher, stop: threading.Event | None = None,
+                 poll: float = 0.5) -> Iterator[tuple[str, CachedObject]]:
+    while not w.closed and not (stop and stop.is_set()):
+        for item in w.next_batch(poll):
+            yield item
+
+
+__all__ = ["WatchCache", "Watcher", "CachedObject", "CacheEvent", "ApiError"]

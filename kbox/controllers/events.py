@@ -1,0 +1,130 @@
+"""The event recorder: how components tell people what they decided.
+
+Like client-go's recorder, repeated events (same object, reason, message,
+type and source) within ten minutes are folded into one Event whose `count`
+and `lastTimestamp` grow, instead of a new object each time. Writes happen
+on a background thread so a controller never waits for its events; tests
+call `flush()` to see them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+
+from kbox.api.client import Client
+from kbox.api.errors import ApiError
+from kbox.api.objects import Obj
+from kbox.clock import Clock, RealClock, iso_micro, iso_time
+
+log = logging.getLogger(__name__)
+
+NORMAL = "Normal"
+WARNING = "Warning"
+AGGREGATE_WINDOW = 600.0
+
+
+class EventRecorder:
+    def __init__(self, client: Client, component: str, host: str | None = None,
+                 clock: Clock | None = None, *, synchronous: bool = False) -> None:
+        self.client = client
+        self.component = component
+        self.host = host
+        self.clock = clock or RealClock()
+        self.synchronous = synchronous
+        self._seen: dict[tuple[Any, ...], tuple[str, str, int, float]] = {}
+        self._queue: queue.Queue[tuple[Obj, str, str, str] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._seq = 0
+
+    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """Record an event about `obj` (Normal or Warning)."""
+        if self.synchronous:
+            self._write(obj, type_, reason, message)
+            return
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, daemon=True,
+                                                    name=f"events-{self.component}")
+                    self._thread.start()
+        self._queue.put((obj, type_, reason, message))
+
+    def normal(self, obj: Obj, reason: str, message: str) -> None:
+        self.event(obj, NORMAL, reason, message)
+
+    def warning(self, obj: Obj, reason: str, message: str) -> None:
+        self.event(obj, WARNING, reason, message)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every queued event is written."""
+        if self._thread is not None:
+            done = threading.Event()
+            self._queue.put(("__flush__", done))  # type: ignore[arg-type]
+            done.wait(timeout)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if item[0] == "__flush__":
+                item[1].set()  # type: ignore[index,misc]
+                continue
+            try:
+                self._write(*item)
+            except Exception:
+                log.exception("could not record event")
+
+    def _write(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        m = obj.get("metadata") or {}
+        ns = m.get("namespace") or "default"
+        involved = {"kind": obj.get("kind"), "namespace": m.get("namespace"),
+                    "name": m.get("name"), "uid": m.get("uid"),
+                    "apiVersion": obj.get("apiVersion"),
+                    "resourceVersion": m.get("resourceVersion")}
+        if not involved["namespace"]:
+            involved.pop("namespace")
+        now = self.clock.now()
+        key = (m.get("uid") or m.get("name"), obj.get("kind"), reason, message, type_)
+        prev = self._seen.get(key)
+        if prev is not None and now - prev[3] < AGGREGATE_WINDOW:
+            name, evns, count, _ = prev
+            try:
+                self.client.patch("events", name, {"count": count + 1,
+                                                   "lastTimestamp": iso_time(now)}, "merge", evns)
+                self._seen[key] = (name, evns, count + 1, now)
+                return
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+        self._seq += 1
+        name = f"{m.get('name', 'unknown')}.{int(now * 1e9) + self._seq:x}"
+        ev = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": ns},
+            "involvedObject": involved, "reason": reason, "message": message, "type": type_,
+            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+            "firstTimestamp": iso_time(now), "lastTimestamp": iso_time(now), "count": 1,
+            "reportingComponent": self.component, "reportingInstance": self.host or "",
+            "eventTime": None,
+        }
+        try:
+            self.client.create("events", ev, ns)
+            self._seen[key] = (name, ns, 1, now)
+        except ApiError as e:
+            # the namespace may be going away; an event must never break its component
+            log.debug("event %s/%s not recorded: %s", reason, m.get("name"), e)
+        if len(self._seen) > 4096:
+            cutoff = now - AGGREGATE_WINDOW
+            self._seen = {k: v for k, v in self._seen.items() if v[3] >= cutoff}
+
+
+__all__ = ["EventRecorder", "NORMAL", "WARNING", "iso_micro"]

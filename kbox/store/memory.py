@@ -1,0 +1,268 @@
+"""The memory backend: the default store, in this process, thread-safe.
+
+Keys live in a dict plus a sorted key list (range by prefix is a bisect);
+every write appends a WatchEvent to the history, which watches replay from
+and which `compact()` trims. With `data_dir` the store is durable: see
+`kbox.store.wal` for the write-ahead log and snapshots.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import itertools
+import threading
+
+from kbox.clock import Clock, RealClock
+from kbox.store import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue,
+                        LeaseNotFoundError, RevisionMismatchError, Store, Watch, WatchEvent)
+
+
+class _MemoryWatch(Watch):
+    def __init__(self, store: "MemoryStore", prefix: str) -> None:
+        self._store = store
+        self.prefix = prefix
+        self._queue: collections.deque[WatchEvent] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def _push(self, events: list[WatchEvent]) -> None:
+        with self._cond:
+            self._queue.extend(events)
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> list[WatchEvent]:
+        with self._cond:
+            if not self._queue and not self._closed:
+                self._cond.wait(timeout)
+            out = list(self._queue)
+            self._queue.clear()
+            return out
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._store._remove_watch(self)
+
+    def request_progress(self) -> None:
+        with self._store._lock:   # ordered after every event already published
+            rev = self._store._rev
+            self._push([WatchEvent("PROGRESS", None, None, rev)])
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class _Lease:
+    __slots__ = ("id", "ttl", "expires", "keys")
+
+    def __init__(self, lease_id: int, ttl: float, expires: float) -> None:
+        self.id = lease_id
+        self.ttl = ttl
+        self.expires = expires
+        self.keys: set[str] = set()
+
+
+class MemoryStore(Store):
+    def __init__(self, data_dir: str | None = None, clock: Clock | None = None,
+                 history_limit: int | None = None, **_: object) -> None:
+        self._clock = clock or RealClock()
+        self._lock = threading.RLock()
+        self._data: dict[str, KeyValue] = {}
+        self._keys: list[str] = []            # sorted, for range by prefix
+        self._rev = 0
+        self._compacted = 0
+        self._history: list[WatchEvent] = []  # events with revision > self._compacted
+        self._watches: list[_MemoryWatch] = []
+        self._leases: dict[int, _Lease] = {}
+        self._lease_ids = itertools.count(1)
+        self._history_limit = history_limit
+        self._wal = None
+        if data_dir:
+            from kbox.store.wal import WriteAheadLog
+            self._wal = WriteAheadLog(data_dir)
+            self._wal.restore(self)
+
+    # ---- reads -------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        return self._rev
+
+    @property
+    def compacted_revision(self) -> int:
+        return self._compacted
+
+    def get(self, key: str) -> KeyValue | None:
+        return self._data.get(key)
+
+    def range(self, prefix: str, *, start_key: str | None = None,
+              limit: int = 0) -> tuple[list[KeyValue], int]:
+        with self._lock:
+            i = bisect.bisect_left(self._keys, max(prefix, start_key or ""))
+            out: list[KeyValue] = []
+            keys, data = self._keys, self._data
+            while i < len(keys) and keys[i].startswith(prefix):
+                out.append(data[keys[i]])
+                i += 1
+                if limit and len(out) >= limit:
+                    break
+            return out, self._rev
+
+    def count(self, prefix: str) -> int:
+        with self._lock:
+            lo = bisect.bisect_left(self._keys, prefix)
+            hi = bisect.bisect_left(self._keys, prefix + "\U0010ffff")
+            return hi - lo
+
+    # ---- writes ------------------------------------------------------------
+    def create(self, key: str, value: bytes, *, lease: int = 0) -> KeyValue:
+        with self._lock:
+            if key in self._data:
+                raise KeyExistsError(key)
+            self._check_lease(lease)
+            rev = self._rev + 1
+            kv = KeyValue(key, value, rev, rev, 1, lease)
+            self._apply_put(kv, None)
+            return kv
+
+    def update(self, key: str, value: bytes, expected_mod_revision: int | None,
+               *, lease: int = 0) -> KeyValue:
+        with self._lock:
+            old = self._data.get(key)
+            if old is None:
+                if expected_mod_revision:
+                    raise RevisionMismatchError(key, expected_mod_revision, None)
+                raise KeyNotFoundError(key)
+            if expected_mod_revision is not None and old.mod_revision != expected_mod_revision:
+                raise RevisionMismatchError(key, expected_mod_revision, old)
+            self._check_lease(lease)
+            rev = self._rev + 1
+            kv = KeyValue(key, value, old.create_revision, rev, old.version + 1, lease)
+            self._apply_put(kv, old)
+            return kv
+
+    def delete(self, key: str, expected_mod_revision: int | None = None) -> KeyValue:
+        with self._lock:
+            old = self._data.get(key)
+            if old is None:
+                raise KeyNotFoundError(key)
+            if expected_mod_revision is not None and old.mod_revision != expected_mod_revision:
+                raise RevisionMismatchError(key, expected_mod_revision, old)
+            self._apply_delete(old, self._rev + 1)
+            return old
+
+    def _apply_put(self, kv: KeyValue, old: KeyValue | None, *, log: bool = True) -> None:
+        """Install a put at kv.mod_revision (also used by WAL replay with log=False)."""
+        self._rev = kv.mod_revision
+        if old is None:
+            bisect.insort(self._keys, kv.key)
+        elif old.lease and old.lease != kv.lease and old.lease in self._leases:
+            self._leases[old.lease].keys.discard(kv.key)
+        self._data[kv.key] = kv
+        if kv.lease and kv.lease in self._leases:
+            self._leases[kv.lease].keys.add(kv.key)
+        if log and self._wal is not None:
+            self._wal.log_put(kv)
+        self._publish(WatchEvent("PUT", kv, old, kv.mod_revision))
+
+    def _apply_delete(self, old: KeyValue, rev: int, *, log: bool = True) -> None:
+        self._rev = rev
+        del self._data[old.key]
+        i = bisect.bisect_left(self._keys, old.key)
+        del self._keys[i]
+        if old.lease and old.lease in self._leases:
+            self._leases[old.lease].keys.discard(old.key)
+        if log and self._wal is not None:
+            self._wal.log_delete(old.key, rev)
+        tomb = KeyValue(old.key, b"", old.create_revision, rev, 0, 0)
+        self._publish(WatchEvent("DELETE", tomb, old, rev))
+
+    def _publish(self, ev: WatchEvent) -> None:
+        self._history.append(ev)
+        if self._history_limit and len(self._history) > self._history_limit * 2:
+            self.compact(self._history[-self._history_limit].revision)
+        key = ev.kv.key
+        for w in self._watches:
+            if key.startswith(w.prefix):
+                w._push([ev])
+
+    # ---- watch -------------------------------------------------------------
+    def watch(self, prefix: str, start_revision: int = 0) -> Watch:
+        with self._lock:
+            if start_revision and start_revision < self._compacted:
+                raise CompactedError(start_revision, self._compacted)
+            w = _MemoryWatch(self, prefix)
+            if start_revision and start_revision <= self._rev:
+                i = bisect.bisect_left(self._history, start_revision,
+                                       key=lambda e: e.revision)
+                backlog = [e for e in self._history[i:] if e.kv.key.startswith(prefix)]  # type: ignore[union-attr]
+                if backlog:
+                    w._push(backlog)
+            self._watches.append(w)
+            return w
+
+    def _remove_watch(self, w: _MemoryWatch) -> None:
+        with self._lock:
+            try:
+                self._watches.remove(w)
+            except ValueError:
+                pass
+
+    # ---- leases ------------------------------------------------------------
+    def grant_lease(self, ttl: float) -> int:
+        with self._lock:
+            lease_id = next(self._lease_ids)
+            self._leases[lease_id] = _Lease(lease_id, ttl, self._clock.monotonic() + ttl)
+            return lease_id
+
+    def keep_alive(self, lease_id: int) -> None:
+        with self._lock:
+            lease = self._leases.get(lease_id)
+            if lease is None:
+                raise LeaseNotFoundError(f"lease {lease_id} not found")
+            lease.expires = self._clock.monotonic() + lease.ttl
+
+    def revoke_lease(self, lease_id: int) -> None:
+        with self._lock:
+            lease = self._leases.pop(lease_id, None)
+            if lease is None:
+                raise LeaseNotFoundError(f"lease {lease_id} not found")
+            for key in sorted(lease.keys):
+                old = self._data.get(key)
+                if old is not None:
+                    self._apply_delete(old, self._rev + 1)
+
+    def expire_leases(self) -> int:
+        """Revoke every lease past its TTL; returns how many. Called periodically."""
+        now = self._clock.monotonic()
+        with self._lock:
+            expired = [lid for lid, lease in self._leases.items() if lease.expires <= now]
+            for lid in expired:
+                self.revoke_lease(lid)
+            return len(expired)
+
+    def _check_lease(self, lease: int) -> None:
+        if lease and lease not in self._leases:
+            raise LeaseNotFoundError(f"lease {lease} not found")
+
+    # ---- compaction --------------------------------------------------------
+    def compact(self, revision: int) -> None:
+        with self._lock:
+            if revision <= self._compacted:
+                return
+            revision = min(revision, self._rev)
+            i = bisect.bisect_left(self._history, revision, key=lambda e: e.revision)
+            del self._history[:i]
+            self._compacted = revision
+            if self._wal is not None:
+                self._wal.log_compact(revision)
+
+    def close(self) -> None:
+        with self._lock:
+            for w in list(self._watches):
+                w.close()
+            if self._wal is not None:
+                self._wal.close()
+                self._wal = None
