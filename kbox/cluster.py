@@ -1,0 +1,161 @@
+"""The composition root: builds and starts every part of one cluster.
+
+`Cluster(config)` is how the CLI, the dashboard, scripts and tests all get a
+cluster: store → API server (+ HTTP) → informers → controller manager →
+scheduler → node agents on a runtime. Nothing else wires parts together, and
+nothing here is a module-level singleton, so several clusters can live in one
+process (tests do that).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+from kbox.api.client import InProcessClient
+from kbox.api.server import ApiServer
+from kbox.clock import Clock, RealClock
+from kbox.config import ClusterConfig
+from kbox.store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+
+class Cluster:
+    def __init__(self, config: ClusterConfig | None = None, *, clock: Clock | None = None,
+                 store: Store | None = None, serve_http: bool = True,
+                 runtime: str | None = None) -> None:
+        self.config = config or ClusterConfig()
+        self.clock = clock or RealClock()
+        self.rng = random.Random(self.config.seed)
+        self.runtime_name = runtime or (self.config.runtime if self.config.runtime != "auto" else "sim")
+        self.store = store or open_store(self.config.store, data_dir=self.config.data_dir,
+                                         clock=self.clock)
+        self.api = ApiServer(self.store, self.clock, rng=self.rng,
+                             event_ttl_seconds=self.config.event_ttl_seconds)
+        self.client = InProcessClient(self.api)
+        self.serve_http = serve_http
+        self.http = None
+        self.informers = None
+        self.controllers = None
+        self.scheduler = None
+        self.nodes = None
+        self._housekeeping_stop = threading.Event()
+        self._started = False
+
+    # ---- lifecycle ---------------------------------------------------------
+    def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> "Cluster":
+        from kbox.api.admission import default_admission
+        from kbox.controllers.informer import InformerFactory
+        from kbox.controllers.manager import ControllerManager
+        from kbox.node.pool import NodePool
+        from kbox.scheduler import Scheduler
+
+        self.api.bootstrap()
+        self.api.admission.extend(default_admission(self.config, self.clock))
+        if self.serve_http:
+            from kbox.api.http import HttpServer
+            self.http = HttpServer(self.api, host=self.config.api_host, port=self.config.api_port,
+                                   extra_routes=self._kbox_routes())
+            self.http.start()
+        self.informers = InformerFactory(self.client)
+        self.controllers = ControllerManager(self.client, self.informers, self.clock, self.config)
+        self.scheduler = Scheduler(self.client, self.informers, self.clock, config=self.config,
+                                   rng=self.rng)
+        self.nodes = NodePool(self.client, self.informers, self.clock, self.config,
+                              runtime=self.runtime_name, api=self.api)
+        self.informers.start()
+        self.informers.wait_for_sync()
+        self.controllers.start()
+        self.scheduler.start()
+        self.nodes.start()
+        for spec in self.config.node_specs():
+            self.nodes.add_node(spec)
+        threading.Thread(target=self._housekeeping, daemon=True, name="housekeeping").start()
+        self._started = True
+        if wait_ready and self.config.node_specs():
+            self.wait_nodes_ready(timeout)
+        return self
+
+    def stop(self) -> None:
+        self._housekeeping_stop.set()
+        for part in (self.nodes, self.scheduler, self.controllers, self.informers, self.http):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # keep stopping the rest
+                    log.exception("stopping %s failed", type(part).__name__)
+        self.api.stop()
+        self.store.close()
+
+    def __enter__(self) -> "Cluster":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _housekeeping(self) -> None:
+        """Expire store leases (events' TTL) and compact old history, as kube-apiserver does."""
+        last_compact = self.clock.monotonic()
+        while not self._housekeeping_stop.wait(1.0):
+            try:
+                expire = getattr(self.store, "expire_leases", None)
+                if expire:
+                    expire()
+                if self.clock.monotonic() - last_compact > 300:
+                    self.store.compact(max(0, self.store.revision - 100000))
+                    last_compact = self.clock.monotonic()
+            except Exception:
+                log.exception("housekeeping failed")
+
+    # ---- queries -----------------------------------------------------------
+    @property
+    def url(self) -> str | None:
+        return self.http.url if self.http else None
+
+    def wait_nodes_ready(self, timeout: float = 30.0) -> None:
+        want = {s.name for s in self.config.node_specs()}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            nodes = self.client.list("nodes")["items"]
+            ready = {n["metadata"]["name"] for n in nodes
+                     if any(c.get("type") == "Ready" and c.get("status") == "True"
+                            for c in (n.get("status") or {}).get("conditions") or [])}
+            if want <= ready:
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"nodes not Ready after {timeout:.0f}s: {sorted(want)}")
+
+    def status(self) -> dict[str, Any]:
+        nodes = self.client.list("nodes")["items"]
+        pods = self.client.list("pods")["items"]
+        return {"name": self.config.name, "runtime": self.runtime_name, "url": self.url,
+                "nodes": len(nodes), "pods": len(pods), "revision": self.store.revision}
+
+    # ---- kbox's own node operations (not Kubernetes API) -------------------
+    def _kbox_routes(self) -> dict[str, Any]:
+        """Handlers for /kbox/v1/... that the HTTP server exposes: node add/remove/stop/start."""
+        return {"node": self.node_action, "status": lambda: self.status()}
+
+    def node_action(self, action: str, name: str, **kw: Any) -> dict[str, Any]:
+        from kbox.config import NodeSpec
+        assert self.nodes is not None
+        if action == "add":
+            spec = NodeSpec(name=name, cpu=kw.get("cpu") or self.config.nodes.cpu,
+                            memory=kw.get("memory") or self.config.nodes.memory,
+                            pods=int(kw.get("pods") or self.config.nodes.pods))
+            self.nodes.add_node(spec)
+        elif action == "remove":
+            self.nodes.remove_node(name)
+        elif action == "stop":
+            self.nodes.stop_node(name)
+        elif action == "start":
+            self.nodes.start_node(name)
+        elif action == "kill":
+            self.nodes.kill_node(name)
+        else:
+            raise ValueError(f"unknown node action {action!r} (add, remove, stop, start, kill)")
+        return {"node": name, "action": action, "status": "ok"}
