@@ -1,0 +1,250 @@
+"""`kbox up`, `kbox down` and `kbox status`: a cluster's life as a process.
+
+`kbox up` builds the cluster from its config, serves the API on 127.0.0.1,
+writes the state file other `kbox` commands read, and keeps running until
+Ctrl-C or `kbox down` (SIGTERM). With `--detach` it starts itself in the
+background, waits until the API answers and returns, as `kind create
+cluster` does. Headless, it prints the cluster's events as they happen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from kbox.cli import state as cluster_state
+
+
+def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", help="cluster name (default: kbox, or $KBOX_CLUSTER)")
+    if name == "up":
+        parser.add_argument("--config", help="cluster config YAML (nodes, capacities, timings, port)")
+        parser.add_argument("--nodes", type=int, help="number of worker nodes (default 3)")
+        parser.add_argument("--runtime", choices=["auto", "sim", "docker"],
+                            help="node runtime (default auto: docker when an engine answers, else sim)")
+        parser.add_argument("--data-dir", help="keep the store here (write-ahead log + snapshots) "
+                                               "so a restart has every object back")
+        parser.add_argument("--port", type=int, help="API port on 127.0.0.1 (default: a free one)")
+        parser.add_argument("--seed", type=int, help="seed for generated names")
+        parser.add_argument("--script", help="run this demo script against the cluster once it is up")
+        parser.add_argument("--headless", action="store_true", help="no dashboard")
+        parser.add_argument("-d", "--detach", action="store_true",
+                            help="start in the background and return once the API answers")
+        parser.add_argument("--quiet", action="store_true", help="do not print events")
+        parser.add_argument("--wait", default="60s", help="how long to wait for nodes to be Ready")
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # noqa: F401
+        client = docker.from_env(timeout=2)
+        client.ping()
+        return True
+    except Exception:
+        return False
+
+
+def _pick_runtime(requested: str | None, out: TextIO) -> str:
+    if requested in ("sim", "docker"):
+        return requested
+    if _docker_answers():
+        try:
+            from kbox.runtime import available_runtimes
+            if "docker" in available_runtimes():
+                return "docker"
+        except Exception:
+            pass
+        print("kbox: a Docker engine answers, but the docker runtime is not available in this "
+              "version yet; starting simulated nodes.", file=out)
+        return "sim"
+    print("kbox: no Docker engine answers (DOCKER_HOST or /var/run/docker.sock), so kbox is "
+          "starting simulated nodes: pods go through real phases but run no containers. "
+          "For real nodes, start Docker and run `kbox up --runtime docker`.", file=out)
+    return "sim"
+
+
+def _parse_duration(text: str) -> float:
+    """`60s`, `2m`, `90` (seconds)."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * units[suffix]
+    return float(text)
+
+
+def cmd_up(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    from kbox.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config, name=args.name, nodes=args.nodes,
+                             dataDir=args.data_dir, apiPort=args.port, seed=args.seed)
+    except ConfigError as e:
+        print(f"error: {e}", file=err)
+        return 1
+    running = cluster_state.read_state(config.name)
+    if running:
+        print(f'error: cluster "{config.name}" is already running (pid {running["pid"]}, '
+              f'{running["url"]}); stop it with: kbox down --name {config.name}', file=err)
+        return 1
+    if args.detach:
+        return _detach(args, config.name, out, err)
+    runtime = _pick_runtime(args.runtime or (config.runtime if config.runtime != "auto" else None), err)
+    return run_foreground(config, runtime, args, out, err)
+
+
+def _detach(args: argparse.Namespace, name: str, out: TextIO, err: TextIO) -> int:
+    argv = [sys.executable, "-m", "kbox", "up", "--headless", "--quiet"]
+    for flag in ("name", "config", "nodes", "runtime", "data_dir", "port", "seed", "script", "wait"):
+        v = getattr(args, flag, None)
+        if v is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(v)]
+    d = cluster_state.cluster_dir(name)
+    d.mkdir(parents=True, exist_ok=True)
+    log_path = d / "kbox.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + _parse_duration(args.wait) + 30
+    while time.monotonic() < deadline:
+        st = cluster_state.read_state(name)
+        if st and st.get("pid") == proc.pid and st.get("ready"):
+            _print_summary(st, out)
+            return 0
+        if proc.poll() is not None:
+            print(f"error: kbox up exited with code {proc.returncode}; see {log_path}", file=err)
+            try:
+                print(log_path.read_text()[-2000:], file=err)
+            except OSError:
+                pass
+            return 1
+        time.sleep(0.1)
+    print(f"error: cluster did not come up in time; see {log_path}", file=err)
+    return 1
+
+
+def _print_summary(st: dict[str, Any], out: TextIO) -> None:
+    print(f'Cluster "{st["name"]}" is up: {st.get("nodes", "?")} {st["runtime"]} node(s), '
+          f'API at {st["url"]}', file=out)
+    print(f"Try: kbox get nodes   |   kbox apply -f samples/web.yaml   |   kbox down"
+          + (f" --name {st['name']}" if st["name"] != cluster_state.DEFAULT_CLUSTER else ""), file=out)
+
+
+def run_foreground(config, runtime: str, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from kbox.cluster import Cluster
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    cluster = Cluster(config, runtime=runtime)
+    state: dict[str, Any] = {"name": config.name, "pid": os.getpid(), "runtime": runtime,
+                             "url": None, "token": None, "ca": None, "ready": False}
+    try:
+        cluster.start(wait_ready=False)
+        state["url"] = cluster.url
+        state["nodes"] = len(config.node_specs())
+        cluster_state.write_state(state)
+        try:
+            cluster.wait_nodes_ready(_parse_duration(args.wait))
+        except TimeoutError as e:
+            print(f"warning: {e}", file=err)
+        state["ready"] = True
+        cluster_state.write_state(state)
+        _print_summary(state, out)
+        out.flush()
+        if args.script:
+            from kbox.cli.script import run_script_on_cluster
+            rc = run_script_on_cluster(args.script, cluster, out, err)
+            if rc != 0:
+                print(f"warning: script {args.script} failed (exit {rc}); the cluster keeps running",
+                      file=err)
+        if not getattr(args, "quiet", False):
+            threading.Thread(target=_print_events, args=(cluster, out, stop), daemon=True).start()
+        while not stop.wait(0.5):
+            pass
+        print(f'Stopping cluster "{config.name}"...', file=out)
+        return 0
+    finally:
+        cluster.stop()
+        cluster_state.remove_state(config.name, os.getpid())
+
+
+def _print_events(cluster, out: TextIO, stop: threading.Event) -> None:
+    """Headless mode's live view: one line per event, as `kbox events -w` prints."""
+    try:
+        stream = cluster.client.watch("events", None,
+                                      resource_version=cluster.client.list("events")["metadata"]["resourceVersion"])
+        for etype, ev in stream:
+            if stop.is_set():
+                break
+            if etype not in ("ADDED", "MODIFIED"):
+                continue
+            inv = ev.get("involvedObject") or {}
+            src = (ev.get("source") or {}).get("component", "")
+            print(f'{ev.get("type", ""):7} {src:22} {inv.get("kind", "").lower()}/{inv.get("name", "")}: '
+                  f'{ev.get("reason", "")}: {ev.get("message", "")}', file=out, flush=True)
+    except Exception:  # the event printer must never take the cluster down
+        pass
+
+
+def cmd_down(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    name = cluster_state.cluster_name(args.name)
+    st = cluster_state.read_state(name)
+    if not st:
+        cluster_state.remove_state(name)
+        print(f'No running cluster "{name}".', file=out)
+        return 0
+    pid = st["pid"]
+    print(f'Deleting cluster "{name}" ...', file=out)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and cluster_state.pid_alive(pid):
+        time.sleep(0.1)
+    if cluster_state.pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    cluster_state.remove_state(name)
+    print(f'Deleted cluster "{name}".', file=out)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    name = cluster_state.cluster_name(args.name)
+    st = cluster_state.read_state(name)
+    if not st:
+        print(f'kbox: no running cluster "{name}" (start one with: kbox up)', file=err)
+        return 1
+    from kbox.api.httpclient import HttpClient
+    try:
+        client = HttpClient(st["url"], token=st.get("token"), verify=st.get("ca") or False)
+        info = client.kbox_status()
+    except Exception as e:
+        print(f'error: cluster "{name}" (pid {st["pid"]}) does not answer at {st["url"]}: {e}',
+              file=err)
+        return 1
+    print(f'Cluster:   {info["name"]}', file=out)
+    print(f'Runtime:   {info["runtime"]}', file=out)
+    print(f'API:       {info["url"]}', file=out)
+    print(f'PID:       {st["pid"]}', file=out)
+    print(f'Nodes:     {info["nodes"]}', file=out)
+    print(f'Pods:      {info["pods"]}', file=out)
+    print(f'Revision:  {info["revision"]}', file=out)
+    return 0
