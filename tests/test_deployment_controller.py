@@ -407,3 +407,21 @@ def test_status_messages():
                                  'replicas are available...', False)
     d["status"]["availableReplicas"] = 3
     assert rollout.status(d) == ('deployment "web" successfully rolled out', True)
+
+
+def test_replica_failure_surfaces_on_deployment(env):
+    from kbox.api.errors import ApiError
+
+    def no_pods(op, info, obj, old):
+        if op == "CREATE" and info.plural == "pods":
+            raise ApiError(403, "Forbidden", 'pods "web-x" is forbidden: exceeded quota: q')
+    env.api.admission.append(no_pods)
+    env.client.create("deployments", deployment("web", 2), NS)
+    env.settle()
+    c = cond(get_d(env), "ReplicaFailure")
+    assert c is not None and c["status"] == "True" and c["reason"] == "FailedCreate"
+    assert "exceeded quota" in c["message"]
+    env.api.admission.remove(no_pods)
+    env.advance(1)
+    rollout_to_ready(env)
+    assert cond(get_d(env), "ReplicaFailure") is None

@@ -218,3 +218,15 @@ def test_deleted_replicaset_stops_managing(env):
     env.client.delete("replicasets", "web", NS)
     env.settle()
     assert env.rsc.expectations.pending(f"{NS}/web") is None
+
+
+def test_fully_labeled_counts_template_labels(env):
+    rs = replicaset("web", 2)
+    rs["spec"]["template"]["metadata"]["labels"]["tier"] = "fe"
+    env.client.create("pods", {"apiVersion": "v1", "kind": "Pod",
+                               "metadata": {"name": "stray", "labels": {"app": "web"}},
+                               "spec": {"containers": [{"name": "c", "image": "x"}]}}, NS)
+    env.client.create("replicasets", rs, NS)
+    env.settle()
+    st = rs_status(env)
+    assert (st["replicas"], st["fullyLabeledReplicas"]) == (2, 1)
