@@ -36,7 +36,7 @@ import orjson
 
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
-from kbox.api.objects import Obj, controller_ref, deep_copy, key_of, owner_reference, split_key
+from kbox.api.objects import Obj, controller_ref, deep_copy, key_of, owner_reference
 from kbox.api.selectors import LabelSelector, selector_from_spec
 from kbox.clock import Clock, iso_time, parse_time
 from kbox.controllers import podutil
@@ -879,8 +879,6 @@ class DeploymentController(Controller):
         if progress_deadline(d) is None:
             return d
         cond = get_condition(_status(d), PROGRESSING)
-        if cond is not None and cond.get("reason") == TIMED_OUT:
-            return d   # a timed-out rollout stays reported as such
         paused_exists = cond is not None and cond.get("reason") == PAUSED
         status = deep_copy(_status(d))
         if _spec(d).get("paused") and not paused_exists:

@@ -248,6 +248,25 @@ def slow_start_batch(count: int, fn: Callable[[], None],
 
 # ---- ownership -----------------------------------------------------------------
 
+#: informer index: namespace of objects with no controller (adoption candidates)
+ORPHAN_INDEX = "orphans"
+
+
+def orphan_namespace_index(obj: Obj) -> list[str]:
+    if controller_ref(obj) is not None:
+        return []
+    return [(obj.get("metadata") or {}).get("namespace") or ""]
+
+
+def owned_and_orphans(informer: Any, owner: Obj) -> list[Obj]:
+    """What a controller may claim, from an informer carrying the "controller"
+    and ORPHAN_INDEX indexes: its own objects plus its namespace's orphans,
+    without scanning every object of the namespace."""
+    m = owner["metadata"]
+    return (informer.by_index("controller", m.get("uid", ""))
+            + informer.by_index(ORPHAN_INDEX, m.get("namespace") or ""))
+
+
 def is_controlled_by(obj: Obj, owner: Obj) -> bool:
     ref = controller_ref(obj)
     return bool(ref and ref.get("uid") == (owner.get("metadata") or {}).get("uid"))
@@ -321,5 +340,6 @@ __all__ = [
     "is_pod_ready", "pod_ready_time", "is_pod_available", "is_terminating", "is_pod_active",
     "filter_active_pods", "max_container_restarts", "deletion_cost_key",
     "rank_pods_for_deletion", "pod_from_template", "Expectations", "slow_start_batch",
-    "is_controlled_by", "claim_objects", "pod_phase",
+    "is_controlled_by", "claim_objects", "pod_phase", "ORPHAN_INDEX",
+    "orphan_namespace_index", "owned_and_orphans",
 ]

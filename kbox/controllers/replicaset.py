@@ -26,7 +26,7 @@ from typing import Any
 
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
-from kbox.api.objects import Obj, controller_ref, deep_copy, key_of, split_key
+from kbox.api.objects import Obj, controller_ref, deep_copy, key_of
 from kbox.api.selectors import LabelSelector, selector_from_spec
 from kbox.clock import Clock, iso_time
 from kbox.controllers import podutil
@@ -50,6 +50,8 @@ class ReplicaSetController(Controller):
         self.expectations = podutil.Expectations(self.clock)
         self.rs_informer = informers.informer("replicasets")
         self.pod_informer = informers.informer("pods")
+        # sync reads owned pods + orphans only: never a scan of a namespace's pods
+        self.pod_informer.add_index(podutil.ORPHAN_INDEX, podutil.orphan_namespace_index)
         self.rs_informer.add_handler(self._rs_added, self._rs_updated, self._rs_deleted)
         self.pod_informer.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
 
@@ -142,7 +144,6 @@ class ReplicaSetController(Controller):
 
     # ---- reconcile -----------------------------------------------------------------
     def sync(self, key: str) -> None:
-        ns, name = split_key(key)
         rs = self.rs_informer.get(key)
         if rs is None:
             self.expectations.delete(key)
@@ -152,7 +153,7 @@ class ReplicaSetController(Controller):
         if selector is None or selector.empty:
             log.warning("replicaset %s has an empty or invalid selector; not managing pods", key)
             return
-        pods = podutil.filter_active_pods(self.pod_informer.by_index("namespace", ns or ""))
+        pods = podutil.filter_active_pods(podutil.owned_and_orphans(self.pod_informer, rs))
         pods = podutil.claim_objects(self.client, "pods", rs,
                                      lambda p: selector.matches(p["metadata"].get("labels")),
                                      pods, can_adopt=lambda: self._can_adopt(rs))
