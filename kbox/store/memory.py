@@ -3,7 +3,9 @@
 Keys live in a dict plus a sorted key list (range by prefix is a bisect);
 every write appends a WatchEvent to the history, which watches replay from
 and which `compact()` trims. With `data_dir` the store is durable: see
-`kbox.store.wal` for the write-ahead log and snapshots.
+`kbox.store.wal` for the write-ahead log and snapshots (and the guarantee the
+`fsync` option gives). Every write is logged while the store lock is held, so
+the log order is the revision order.
 """
 
 from __future__ import annotations
@@ -67,14 +69,16 @@ class _Lease:
 
 class MemoryStore(Store):
     def __init__(self, data_dir: str | None = None, clock: Clock | None = None,
-                 history_limit: int | None = None, **_: object) -> None:
+                 history_limit: int | None = None, *, fsync: str = "periodic",
+                 sync_interval: float = 0.005, snapshot_bytes: int = 64 << 20,
+                 **_: object) -> None:
         self._clock = clock or RealClock()
         self._lock = threading.RLock()
         self._data: dict[str, KeyValue] = {}
         self._keys: list[str] = []            # sorted, for range by prefix
         self._rev = 0
         self._compacted = 0
-        self._history: list[WatchEvent] = []  # events with revision > self._compacted
+        self._history: list[WatchEvent] = []  # events with revision >= self._compacted
         self._watches: list[_MemoryWatch] = []
         self._leases: dict[int, _Lease] = {}
         self._lease_ids = itertools.count(1)
@@ -82,8 +86,11 @@ class MemoryStore(Store):
         self._wal = None
         if data_dir:
             from kbox.store.wal import WriteAheadLog
-            self._wal = WriteAheadLog(data_dir)
-            self._wal.restore(self)
+            wal = WriteAheadLog(data_dir, fsync=fsync, sync_interval=sync_interval,
+                                snapshot_bytes=snapshot_bytes)
+            with self._lock:
+                wal.restore(self)      # replays through the store while self._wal is None
+                self._wal = wal
 
     # ---- reads -------------------------------------------------------------
     @property
@@ -215,6 +222,8 @@ class MemoryStore(Store):
         with self._lock:
             lease_id = next(self._lease_ids)
             self._leases[lease_id] = _Lease(lease_id, ttl, self._clock.monotonic() + ttl)
+            if self._wal is not None:
+                self._wal.log_grant(lease_id, ttl)
             return lease_id
 
     def keep_alive(self, lease_id: int) -> None:
@@ -233,6 +242,10 @@ class MemoryStore(Store):
                 old = self._data.get(key)
                 if old is not None:
                     self._apply_delete(old, self._rev + 1)
+            # logged after the deletes: a crash in between leaves a lease without keys
+            # (it expires again), never keys whose lease is gone
+            if self._wal is not None:
+                self._wal.log_revoke(lease_id)
 
     def expire_leases(self) -> int:
         """Revoke every lease past its TTL; returns how many. Called periodically."""
@@ -253,11 +266,70 @@ class MemoryStore(Store):
             if revision <= self._compacted:
                 return
             revision = min(revision, self._rev)
-            i = bisect.bisect_left(self._history, revision, key=lambda e: e.revision)
-            del self._history[:i]
-            self._compacted = revision
+            self._trim_history(revision)
             if self._wal is not None:
                 self._wal.log_compact(revision)
+
+    def _trim_history(self, revision: int) -> None:
+        i = bisect.bisect_left(self._history, revision, key=lambda e: e.revision)
+        del self._history[:i]
+        self._compacted = revision
+
+    # ---- for the write-ahead log (store lock held) --------------------------
+    def _state_before(self, revision: int) -> list[KeyValue]:
+        """Every key as of revision-1, in key order: current state with history >= revision undone."""
+        state = dict(self._data)
+        i = bisect.bisect_left(self._history, revision, key=lambda e: e.revision)
+        for ev in reversed(self._history[i:]):
+            key = ev.kv.key  # type: ignore[union-attr]
+            if ev.prev_kv is None:
+                state.pop(key, None)
+            else:
+                state[key] = ev.prev_kv
+        return [state[k] for k in sorted(state)]
+
+    def _next_lease_id(self) -> int:
+        nxt = next(self._lease_ids)
+        self._lease_ids = itertools.count(nxt)
+        return nxt
+
+    def _install_snapshot(self, rev: int, compacted: int, next_lease: int,
+                          leases: list[tuple[int, float]], kvs: list[KeyValue]) -> None:
+        now = self._clock.monotonic()
+        self._leases = {lid: _Lease(lid, ttl, now + ttl) for lid, ttl in leases}
+        self._data = {kv.key: kv for kv in kvs}
+        self._keys = sorted(self._data)
+        for kv in kvs:
+            if kv.lease in self._leases:
+                self._leases[kv.lease].keys.add(kv.key)
+        self._rev = rev
+        self._compacted = compacted
+        self._history = []
+        self._lease_ids = itertools.count(max(next_lease, 1))
+
+    def _replay_put(self, kv: KeyValue) -> None:
+        self._apply_put(kv, self._data.get(kv.key), log=False)
+
+    def _replay_delete(self, key: str, rev: int) -> None:
+        old = self._data.get(key)
+        if old is None:   # cannot happen in a consistent log; keep the revision anyway
+            self._rev = max(self._rev, rev)
+            return
+        self._apply_delete(old, rev, log=False)
+
+    def _replay_compact(self, revision: int) -> None:
+        if revision > self._compacted:
+            self._trim_history(min(revision, self._rev))
+
+    def _replay_grant(self, lease_id: int, ttl: float) -> None:
+        if lease_id not in self._leases:
+            self._leases[lease_id] = _Lease(lease_id, ttl, self._clock.monotonic() + ttl)
+        nxt = self._next_lease_id()
+        if lease_id >= nxt:
+            self._lease_ids = itertools.count(lease_id + 1)
+
+    def _replay_revoke(self, lease_id: int) -> None:
+        self._leases.pop(lease_id, None)
 
     def close(self) -> None:
         with self._lock:
