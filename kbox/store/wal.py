@@ -223,6 +223,10 @@ class WriteAheadLog:
             except WalCorruptError:
                 log.warning("snapshot %s is unreadable, trying an older one", path)
         segments = self._segments()
+        if segments and segments[0][0] > snap_rev + 1:
+            raise WalCorruptError(
+                f"{self.dir}: the log starts at revision {segments[0][0]} but no readable "
+                f"snapshot covers the revisions before it")
         for i, (start, path) in enumerate(segments):
             with open(path, "rb") as f:
                 data = f.read()
@@ -308,36 +312,42 @@ class WriteAheadLog:
 
     # ---- snapshots ------------------------------------------------------------------
     def snapshot(self, wait: bool = False) -> bool:
-        """Snapshot at the compaction point (store lock held); False if one is running."""
+        """Snapshot at the compaction point; False if one is already being written."""
         store = self._store
         if store is None or self._closed or store._compacted <= 0:
             return False
         if not self._snap_lock.acquire(blocking=wait):
             return False
         try:
-            compacted = store._compacted
-            snap_rev = max(0, compacted - 1)
-            kvs = store._state_before(compacted)
-            leases = [(lease.id, lease.ttl) for lease in store._leases.values()]
-            next_lease = store._next_lease_id()
-            # a new segment from the next revision: the old ones become deletable once
-            # the snapshot covers every revision they hold
-            with self._sync_lock:
-                os.fsync(self._fd)
-                os.close(self._fd)
-                self._open_segment(store._rev + 1)
-            self._bytes_since_snapshot = 0
+            with store._lock:
+                self._prepare_snapshot(store)
         except BaseException:
             self._snap_lock.release()
             raise
+        t = self._snap_thread
+        if wait and t is not None:
+            t.join()
+        return True
+
+    def _prepare_snapshot(self, store: "MemoryStore") -> None:
+        """Capture the state at the compaction point, rotate, start the writer thread."""
+        compacted = store._compacted
+        snap_rev = max(0, compacted - 1)
+        kvs = store._state_before(compacted)
+        leases = [(lease.id, lease.ttl) for lease in store._leases.values()]
+        next_lease = store._next_lease_id()
+        # a new segment from the next revision: the old ones become deletable once
+        # the snapshot covers every revision they hold
+        with self._sync_lock:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._open_segment(store._rev + 1)
+        self._bytes_since_snapshot = 0
         t = threading.Thread(target=self._write_snapshot,
                              args=(snap_rev, compacted, next_lease, leases, kvs),
                              name="kbox-wal-snapshot", daemon=True)
         self._snap_thread = t
         t.start()
-        if wait:
-            t.join()
-        return True
 
     def _write_snapshot(self, snap_rev: int, compacted: int, next_lease: int,
                         leases: list[tuple[int, float]], kvs: list[KeyValue]) -> None:
