@@ -42,7 +42,8 @@ def test_concurrent_writers_cas_and_ordered_watch(store):
         t.join()
     assert int(store.get("/c/counter").value) == threads_n * incs
     assert all(e.actual is not None and e.actual.mod_revision != e.expected for e in conflicts)
-    expected_events = 1 + threads_n + 2 * threads_n * incs
+    # the counter's increments, each worker's create, and one own-key update per attempt
+    expected_events = 1 + threads_n + threads_n * incs + (threads_n * incs + len(conflicts))
     assert store.revision == expected_events      # failed compare-and-swaps write nothing
     for w in watchers:
         events = []
