@@ -27,8 +27,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from kbox.store import Store  # noqa: E402
-from kbox.store.memory import MemoryStore  # noqa: E402
+from kbox.store import Store
+from kbox.store.memory import MemoryStore
 
 VALUE = b"v" * 1024
 

@@ -232,3 +232,38 @@ def test_history_limit_compaction_snapshots_and_reopens(tmp_path):
     s2 = _open(tmp_path)
     assert _dump(s2) == before
     assert s2.get("/hot").version == 1000
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path):
+    """A writer process is killed -9 mid-stream: every write it acknowledged is back."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys\n"
+        "from kbox.store.memory import MemoryStore\n"
+        f"s = MemoryStore(data_dir={str(tmp_path)!r})\n"
+        "i = 0\n"
+        "while True:\n"
+        "    kv = s.create('/kill/%08d' % i, b'x' * 3000)\n"
+        "    if i % 50 == 0:\n"
+        "        sys.stdout.write('%d\\n' % kv.mod_revision); sys.stdout.flush()\n"
+        "    i += 1\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=root)
+    acked = 0
+    deadline = time.monotonic() + 20
+    while acked < 3000 and time.monotonic() < deadline:
+        line = p.stdout.readline()
+        if not line:
+            break
+        acked = int(line)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert acked >= 3000
+    s = _open(tmp_path)
+    assert s.revision >= acked
+    assert s.count("/kill/") == s.revision
+    assert s.get("/kill/%08d" % (acked - 1)).mod_revision == acked
