@@ -310,7 +310,7 @@ class ApiServer:
         self._admit("CREATE", info, obj, None)
         self._validate(info, strategy, obj, None)
         if field_manager:
-            _record_manager(obj, field_manager, "Update", self.clock)
+            _record_manager(obj, field_manager, "Update", self.clock, info=info)
         data = self._encode(info, obj)
         if dry_run:
             return obj
@@ -360,8 +360,9 @@ class ApiServer:
                     new.setdefault("metadata", {})["name"] = name
                     if namespace:
                         new["metadata"]["namespace"] = namespace
+                    # apply already recorded its own managedFields entry
                     return self.create(info, new, namespace, dry_run=dry_run,
-                                       field_manager=field_manager)
+                                       field_manager=field_manager if op != "Apply" else None)
                 raise errors.not_found(info.plural, name, info.group)
             old = self._decode(kv)
             if precondition_rv is not None and precondition_rv != old["metadata"]["resourceVersion"]:
@@ -371,7 +372,8 @@ class ApiServer:
             new = self._prepare_update(info, strategy, new, old, subresource)
             if field_manager:
                 _record_manager(new, field_manager, op, self.clock,
-                                subresource=subresource if subresource == "status" else None)
+                                subresource=subresource if subresource == "status" else None,
+                                old=old, info=info)
             if _same(new, old):
                 return old  # a no-op update writes nothing, as in Kubernetes
             self._admit("UPDATE", info, new, old)
@@ -462,9 +464,15 @@ class ApiServer:
         if patch_type == "apply":
             if not field_manager:
                 raise errors.bad_request("PATCH, application/apply-patch+yaml requests must set a fieldManager")
+            def apply_mutate(cur: Obj) -> Obj:
+                try:
+                    return patching.apply_patch(info, cur, patch, field_manager, force,
+                                                self.clock, subresource=subresource)
+                except patching.PatchError as e:
+                    raise errors.ApiError(422 if e.invalid else 400,
+                                          "Invalid" if e.invalid else "BadRequest", str(e))
             return self._guaranteed_update(
-                info, ns, name,
-                lambda cur: patching.apply_patch(info, cur, patch, field_manager, force, self.clock),
+                info, ns, name, apply_mutate,
                 subresource=subresource, dry_run=dry_run, create_if_missing=True, op="Apply")
         rv_in_patch = None
         if isinstance(patch, dict):
@@ -773,19 +781,13 @@ def _scale_of(obj: Obj) -> Obj:
 
 
 def _record_manager(obj: Obj, manager: str, operation: str, clock: Clock,
-                    subresource: str | None = None) -> None:
-    """Note who last wrote the object in managedFields (full field sets come with apply)."""
-    m = obj.setdefault("metadata", {})
-    entries = [e for e in m.get("managedFields") or []
-               if not (e.get("manager") == manager and e.get("operation") == operation
-                       and e.get("subresource") == subresource)]
-    entry = {"manager": manager, "operation": operation, "apiVersion": obj.get("apiVersion"),
-             "time": iso_time(clock.now()), "fieldsType": "FieldsV1", "fieldsV1": {}}
-    if subresource:
-        entry["subresource"] = subresource
-    if operation != "Apply":
-        entries.append(entry)
-        m["managedFields"] = entries
+                    subresource: str | None = None, old: Obj | None = None,
+                    info: ResourceInfo | None = None) -> None:
+    """Give `manager` the fields this write changed in managedFields (apply records its own)."""
+    if operation == "Apply":
+        return
+    from kbox.api.patch import record_update
+    record_update(old, obj, manager, clock, info, subresource)
 
 
 def _encode_continue(key: str, rev: int) -> str:
