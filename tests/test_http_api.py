@@ -550,8 +550,26 @@ def test_official_kubernetes_client(server):
         with pytest.raises(k8s.exceptions.ApiException) as e:
             core.read_namespaced_pod("missing", "k8s-client")
         assert e.value.status == 404
+        from kubernetes import watch
+        events = [(e["type"], e["object"].metadata.name) for e in watch.Watch().stream(
+            core.list_namespaced_pod, "k8s-client", timeout_seconds=1)]
+        assert events == [("ADDED", "hello")]
+        deleted = core.delete_namespaced_pod("hello", "k8s-client", grace_period_seconds=0)
+        assert deleted.metadata.name == "hello"
+        assert core.list_namespaced_pod("k8s-client").items == []
         apps = k8s.AppsV1Api(api_client)
         assert apps.list_namespaced_deployment("default").items == []
+        scale = apps.create_namespaced_deployment("default", _deploy("kd"))
+        assert scale.spec.replicas == 2
+        apps.patch_namespaced_deployment_scale("kd", "default", {"spec": {"replicas": 4}})
+        assert apps.read_namespaced_deployment_scale("kd", "default").spec.replicas == 4
+
+
+def test_quantities():
+    from kbox.api.metrics import cpu_quantity, memory_quantity
+    assert [cpu_quantity(v) for v in (0, 2_000_000_000, 250_000_000, 12345)] == ["0", "2", "250m", "12345n"]
+    assert [memory_quantity(v) for v in (0, 1 << 30, 3 << 20, 123456 * 1024, 1000)] == \
+        ["0", "1Gi", "3Mi", "123456Ki", "1000"]
 
 
 # ---- performance ------------------------------------------------------------------------------

@@ -295,3 +295,21 @@ def test_apply_through_api_server(api):
     with pytest.raises(ApiError) as e:
         c.patch("configmaps", "cfg", cm, "apply", "default")
     assert e.value.code == 400
+
+
+def test_json_patch_test_op_types():
+    doc = {"a": 1, "b": True, "c": {"x": [1, 2]}}
+    P.json_patch(doc, [{"op": "test", "path": "/a", "value": 1.0},
+                       {"op": "test", "path": "/c", "value": {"x": [1, 2]}}])
+    for path, value in (("/a", True), ("/b", 1), ("/c/x", [1])):
+        with pytest.raises(P.PatchError):
+            P.json_patch(doc, [{"op": "test", "path": path, "value": value}])
+
+
+def test_apply_does_not_change_live():
+    clock = FakeClock()
+    live = P.apply_patch(DEPLOY, {}, _deploy(labels={"a": "1"}), "mgr", False, clock)
+    snapshot = P.deep_copy(live)
+    P.apply_patch(DEPLOY, live, {"apiVersion": "apps/v1", "kind": "Deployment",
+                                 "metadata": {"name": "web"}}, "mgr", False, clock)
+    assert live == snapshot

@@ -210,6 +210,19 @@ def _remove(doc: Any, path: str) -> tuple[Any, Any]:
     raise PatchError(f'path "{path}" does not exist', invalid=True)
 
 
+def _json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: 1 == 1.0, but true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
 def json_patch(doc: Any, ops: Any) -> Any:
     if not isinstance(ops, list):
         raise PatchError("json patch must be a JSON array of operations")
@@ -250,9 +263,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
             doc = _add(doc, path, deep_copy(_get(doc, op["from"])))
         elif kind == "test":
             actual = _get(doc, path)
-            if actual != op["value"] or type(actual) is not type(op["value"]) and not (
-                    isinstance(actual, (int, float)) and isinstance(op["value"], (int, float))
-                    and not isinstance(actual, bool)):
+            if not _json_equal(actual, op["value"]):
                 raise PatchError(f'testing value {path} failed: have {json.dumps(actual)}, '
                                  f'want {json.dumps(op["value"])}', invalid=True)
         else:
@@ -684,7 +695,7 @@ def apply_patch(info: Any, live: dict, applied: Any, manager: str, force: bool, 
     for k in ("metadata",):
         for f in ("resourceVersion",):
             (stripped.get(k) or {}).pop(f, None)
-    new = strategic_merge(live, stripped, schema)
+    new = strategic_merge(deep_copy(live), stripped, schema)   # removals below must not touch live
 
     # fields this manager applied before and no longer applies: remove if nobody else owns them
     owned_by_others = set().union(*(fs - taken for _, fs in others)) if others else set()
