@@ -35,15 +35,16 @@ class EventRecorder:
         self.clock = clock or RealClock()
         self.synchronous = synchronous
         self._seen: dict[tuple[Any, ...], tuple[str, str, int, float]] = {}
-        self._queue: queue.Queue[tuple[Obj, str, str, str] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Obj, str, str, str, str | None] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seq = 0
 
-    def event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        """Record an event about `obj` (Normal or Warning)."""
+    def event(self, obj: Obj, type_: str, reason: str, message: str, *,
+              host: str | None = None) -> None:
+        """Record an event about `obj` (Normal or Warning); `host` overrides the source host."""
         if self.synchronous:
-            self._write(obj, type_, reason, message)
+            self._write(obj, type_, reason, message, host)
             return
         if self._thread is None:
             with self._lock:
@@ -51,7 +52,7 @@ class EventRecorder:
                     self._thread = threading.Thread(target=self._run, daemon=True,
                                                     name=f"events-{self.component}")
                     self._thread.start()
-        self._queue.put((obj, type_, reason, message))
+        self._queue.put((obj, type_, reason, message, host))
 
     def normal(self, obj: Obj, reason: str, message: str) -> None:
         self.event(obj, NORMAL, reason, message)
@@ -83,7 +84,9 @@ class EventRecorder:
             except Exception:
                 log.exception("could not record event")
 
-    def _write(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+    def _write(self, obj: Obj, type_: str, reason: str, message: str,
+               host: str | None = None) -> None:
+        host = host or self.host
         m = obj.get("metadata") or {}
         ns = m.get("namespace") or "default"
         involved = {"kind": obj.get("kind"), "namespace": m.get("namespace"),
@@ -93,7 +96,7 @@ class EventRecorder:
         if not involved["namespace"]:
             involved.pop("namespace")
         now = self.clock.now()
-        key = (m.get("uid") or m.get("name"), obj.get("kind"), reason, message, type_)
+        key = (m.get("uid") or m.get("name"), obj.get("kind"), reason, message, type_, host)
         prev = self._seen.get(key)
         if prev is not None and now - prev[3] < AGGREGATE_WINDOW:
             name, evns, count, _ = prev
@@ -111,9 +114,9 @@ class EventRecorder:
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": name, "namespace": ns},
             "involvedObject": involved, "reason": reason, "message": message, "type": type_,
-            "source": {"component": self.component, **({"host": self.host} if self.host else {})},
+            "source": {"component": self.component, **({"host": host} if host else {})},
             "firstTimestamp": iso_time(now), "lastTimestamp": iso_time(now), "count": 1,
-            "reportingComponent": self.component, "reportingInstance": self.host or "",
+            "reportingComponent": self.component, "reportingInstance": host or "",
             "eventTime": None,
         }
         try:

@@ -1,0 +1,200 @@
+"""NodePool: every node agent of the cluster, sharing one pod informer.
+
+A thousand kubelets each watching pods would cost a thousand watches; kwok
+and kbox run them all in one place instead. The pool keeps ONE pod informer
+(indexed by spec.nodeName), dispatches each pod key to its node's agent, runs
+a small set of worker threads over one clock-driven work queue (one key is
+never synced by two workers at once), and one heartbeat loop that renews
+every node's Lease and posts node status on their intervals.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from kbox.api.errors import ApiError
+from kbox.api.objects import key_of
+from kbox.controllers.events import EventRecorder
+from kbox.controllers.workqueue import WorkQueue
+from kbox.node.agent import NodeAgent
+from kbox.runtime import make_runtime
+
+log = logging.getLogger(__name__)
+
+
+class NodePool:
+    workers = 4
+
+    def __init__(self, client, informers, clock, config, *, runtime: str = "sim",
+                 api=None) -> None:
+        self.client = client
+        self.clock = clock
+        self.config = config
+        self.runtime_name = runtime
+        self.api = api
+        self.agents: dict[str, NodeAgent] = {}
+        self._lock = threading.RLock()
+        self._next_index = 0
+        self.queue = WorkQueue(clock, name="kubelet")
+        self.recorder = EventRecorder(client, "kubelet", clock=clock)
+        self.pods = informers.informer("pods")
+        self.pods.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+
+    # ---- dispatch -------------------------------------------------------------
+    def _on_pod(self, pod: dict[str, Any]) -> None:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and node in self.agents:
+            self.queue.add(key_of(pod))
+
+    def _wake(self, key: str, at: float) -> None:
+        self.queue.add_after(key, at - self.clock.now())
+
+    def sync(self, key: str) -> None:
+        pod = self.pods.get(key)
+        node = (pod.get("spec") or {}).get("nodeName") if pod else None
+        with self._lock:
+            owners = [a for a in self.agents.values() if key in a.records and a.name != node]
+            agent = self.agents.get(node) if node else None
+        for other in owners:          # gone, or moved away (a recreated pod of the same name)
+            other.forget_pod(key)
+        if pod is not None and agent is not None:
+            agent.sync_pod(key, pod)
+
+    def process_next(self, timeout: float | None = None) -> bool:
+        key = self.queue.get(timeout) if timeout != 0 else self.queue.try_get()
+        if key is None:
+            return False
+        try:
+            self.sync(key)  # type: ignore[arg-type]
+            self.queue.forget(key)
+        except ApiError as e:
+            if e.code != 409:
+                log.warning("kubelet: sync %s failed: %s", key, e)
+            self.queue.add_rate_limited(key)
+        except Exception:
+            log.exception("kubelet: sync %s crashed", key)
+            self.queue.add_rate_limited(key)
+        finally:
+            self.queue.done(key)
+        return True
+
+    def run_until_idle(self, limit: int = 100000) -> int:
+        n = 0
+        while n < limit and self.process_next(timeout=0):
+            n += 1
+        return n
+
+    # ---- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        for i in range(self.workers):
+            t = threading.Thread(target=self._worker, daemon=True, name=f"kubelet-{i}")
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._heartbeats, daemon=True, name="kubelet-heartbeats")
+        t.start()
+        self._threads.append(t)
+
+    def _worker(self) -> None:
+        while not self.queue.shutting_down:
+            self.process_next()
+
+    def heartbeat_once(self) -> None:
+        """Renew leases and post node status for every agent that is due."""
+        now = self.clock.now()
+        t = self.config.timings
+        for agent in list(self.agents.values()):
+            if agent.stopped:
+                continue
+            try:
+                if now - agent.last_lease >= t.node_lease_renew_interval:
+                    agent.renew_lease()
+                if now - agent.last_status >= t.node_status_update_frequency:
+                    agent.post_status()
+            except Exception as e:
+                log.warning("kubelet %s: heartbeat failed: %s", agent.name, e)
+
+    def _heartbeats(self) -> None:
+        t = self.config.timings
+        period = min(t.node_lease_renew_interval, t.node_status_update_frequency) / 2
+        while not self._stop.is_set():
+            self.clock.sleep(period)
+            if self._stop.is_set():
+                return
+            self.heartbeat_once()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.shutdown()
+        self.recorder.stop()
+        for agent in list(self.agents.values()):
+            agent.runtime.shutdown()
+
+    # ---- node operations ------------------------------------------------------
+    def add_node(self, spec) -> NodeAgent:
+        with self._lock:
+            if spec.name in self.agents:
+                raise ValueError(f'node "{spec.name}" already exists')
+            index = self._next_index
+            self._next_index += 1
+            runtime = make_runtime(self.runtime_name, node_name=spec.name, clock=self.clock,
+                                   config=self.config)
+            agent = NodeAgent(self.client, spec.name, runtime, self.clock, self.config,
+                              index=index, spec=spec, recorder=self.recorder, wake=self._wake)
+            self.agents[spec.name] = agent
+        agent.register()
+        if self.api is not None:
+            self.api.node_endpoints[spec.name] = agent
+        self._resync(spec.name)
+        return agent
+
+    def _agent(self, name: str) -> NodeAgent:
+        agent = self.agents.get(name)
+        if agent is None:
+            raise LookupError(f'node "{name}" not found among this cluster\'s nodes '
+                              f"({', '.join(sorted(self.agents)) or 'none'})")
+        return agent
+
+    def _resync(self, name: str) -> None:
+        for pod in self.pods.by_index("node", name):
+            self.queue.add(key_of(pod))
+
+    def remove_node(self, name: str) -> None:
+        agent = self._agent(name)
+        agent.stopped = True
+        for key in list(agent.records):
+            agent.forget_pod(key)
+        with self._lock:
+            self.agents.pop(name, None)
+        if self.api is not None:
+            self.api.node_endpoints.pop(name, None)
+        for resource, ns in (("leases", "kube-node-lease"), ("nodes", None)):
+            try:
+                self.client.delete(resource, name, ns)
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+
+    def stop_node(self, name: str) -> None:
+        """The machine 'dies' for the control plane: no heartbeats, no status, containers keep running."""
+        self._agent(name).stopped = True
+
+    def kill_node(self, name: str) -> None:
+        """Like stop, and every container on the node dies with it."""
+        agent = self._agent(name)
+        agent.stopped = True
+        kill = getattr(agent.runtime, "kill_all", None)
+        if kill:
+            kill()
+        agent.runtime.down = True  # type: ignore[attr-defined]
+
+    def start_node(self, name: str) -> None:
+        agent = self._agent(name)
+        if hasattr(agent.runtime, "down"):
+            agent.runtime.down = False  # type: ignore[attr-defined]
+        agent.stopped = False
+        agent.register()
+        self._resync(name)
