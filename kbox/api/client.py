@@ -84,6 +84,9 @@ class Client:
              container: str | None = None, stdin: bytes | None = None,
              tty: bool = False) -> tuple[int, bytes, bytes]: ...
     def version(self) -> Obj: ...
+    def get_metrics(self, kind: str, namespace: str | None = None) -> Obj:
+        """metrics.k8s.io NodeMetricsList ("nodes") or PodMetricsList ("pods")."""
+        ...
     def close(self) -> None: ...
 
 
@@ -218,6 +221,10 @@ class InProcessClient(Client):
     def version(self):
         from kbox.api.version import version_info
         return version_info()
+
+    def get_metrics(self, kind, namespace=None):
+        from kbox.api import metrics
+        return metrics.node_metrics(self.api) if kind == "nodes" else metrics.pod_metrics(self.api, namespace)
 
     def close(self) -> None:
         pass

@@ -361,6 +361,12 @@ class HttpClient(Client):
         return self._request("GET", "/version")
 
     # ---- kbox's own routes ---------------------------------------------------------
+    def get_metrics(self, kind, namespace=None):
+        base = "/apis/metrics.k8s.io/v1beta1"
+        path = f"{base}/nodes" if kind == "nodes" else (
+            f"{base}/namespaces/{namespace}/pods" if namespace else f"{base}/pods")
+        return self._request("GET", path)
+
     def kbox_node_action(self, action: str, name: str, **kw: Any) -> Obj:
         return self._request("POST", f"/kbox/v1/nodes/{name}/{action}", body=kw)
 

@@ -1,0 +1,300 @@
+"""What `kubectl get` shows for each kind: column definitions and cells.
+
+Each kind has a list of columns (name, type, priority: 1 marks the extra
+`-o wide` columns) and a function turning an object into cells, computed as
+kubectl / kube-apiserver's printers compute them (a pod's STATUS, READY
+counts, ages). The CLI prints these; the API server can serve the same as
+meta.k8s.io Table responses. No CLI or terminal code here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from kbox.clock import parse_time
+
+Column = tuple[str, str, int]          # (name, type, priority)
+
+
+def age(ts: str | None, now: float) -> str:
+    """kubectl's human duration: 5s, 3m12s, 2d3h, 45d."""
+    t = parse_time(ts)
+    if t is None:
+        return "<unknown>"
+    return human_duration(max(0.0, now - t))
+
+
+def human_duration(s: float) -> str:
+    s = int(s)
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = s // 3600
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if d < 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    if d < 365 * 2:
+        return f"{d}d"
+    return f"{d // 365}y{d % 365}d"
+
+
+def pod_status(pod: dict[str, Any]) -> tuple[str, int, int, int, str]:
+    """(STATUS, ready, total, restarts, last restart) as kubectl prints a pod."""
+    status = pod.get("status") or {}
+    spec = pod.get("spec") or {}
+    reason = status.get("reason") or status.get("phase") or "Pending"
+    restarts = 0
+    initializing = False
+    inits = status.get("initContainerStatuses") or []
+    for i, cs in enumerate(inits):
+        restarts += cs.get("restartCount", 0)
+        st = cs.get("state") or {}
+        term, wait = st.get("terminated"), st.get("waiting")
+        if term and term.get("exitCode") == 0:
+            continue
+        if term:
+            reason = "Init:" + (term.get("reason") or f"ExitCode:{term.get('exitCode')}")
+            if term.get("signal"):
+                reason = f"Init:Signal:{term['signal']}"
+        elif wait and wait.get("reason") and wait["reason"] != "PodInitializing":
+            reason = "Init:" + wait["reason"]
+        else:
+            reason = f"Init:{i}/{len(spec.get('initContainers') or inits)}"
+        initializing = True
+        break
+    ready = 0
+    total = len(spec.get("containers") or [])
+    if not initializing:
+        restarts = 0
+        has_running = False
+        for cs in reversed(status.get("containerStatuses") or []):
+            restarts += cs.get("restartCount", 0)
+            st = cs.get("state") or {}
+            if st.get("waiting", {}).get("reason"):
+                reason = st["waiting"]["reason"]
+            elif st.get("terminated"):
+                t = st["terminated"]
+                reason = t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal") else f"ExitCode:{t.get('exitCode')}")
+            elif st.get("running") and cs.get("ready"):
+                has_running = True
+                ready += 1
+            elif st.get("running"):
+                has_running = True
+        if reason == "Completed" and has_running:
+            reason = "NotReady" if not any(c.get("ready") for c in status.get("containerStatuses") or []) else "Running"
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    return reason, ready, total, restarts, ""
+
+
+def _cond(obj: dict[str, Any], t: str) -> str | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == t:
+            return c.get("status")
+    return None
+
+
+def _selector(sel: dict[str, Any] | None) -> str:
+    if not sel:
+        return "<none>"
+    from kbox.api.selectors import selector_to_string
+    return selector_to_string(sel) or "<none>"
+
+
+def _images(template: dict[str, Any]) -> tuple[str, str]:
+    cs = ((template or {}).get("spec") or {}).get("containers") or []
+    return ",".join(c.get("name", "") for c in cs), ",".join(c.get("image", "") for c in cs)
+
+
+def _node_roles(n: dict[str, Any]) -> str:
+    roles = sorted(k.split("/", 1)[1] for k in (n["metadata"].get("labels") or {})
+                   if k.startswith("node-role.kubernetes.io/"))
+    return ",".join(roles) or "<none>"
+
+
+def _node_status(n: dict[str, Any]) -> str:
+    ready = _cond(n, "Ready")
+    s = "Ready" if ready == "True" else "NotReady" if ready in ("False", "Unknown") else "Unknown"
+    if (n.get("spec") or {}).get("unschedulable"):
+        s += ",SchedulingDisabled"
+    return s
+
+
+def _ports(svc: dict[str, Any]) -> str:
+    out = []
+    for p in (svc.get("spec") or {}).get("ports") or []:
+        s = str(p.get("port"))
+        if p.get("nodePort"):
+            s += f":{p['nodePort']}"
+        out.append(f"{s}/{p.get('protocol', 'TCP')}")
+    return ",".join(out) or "<none>"
+
+
+def _external_ip(svc: dict[str, Any]) -> str:
+    spec = svc.get("spec") or {}
+    if spec.get("externalIPs"):
+        return ",".join(spec["externalIPs"])
+    if spec.get("type") == "LoadBalancer":
+        ing = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+        return ",".join(i.get("ip") or i.get("hostname", "") for i in ing) or "<pending>"
+    return "<none>"
+
+
+def _endpoints(ep: dict[str, Any]) -> str:
+    out = []
+    for s in ep.get("subsets") or []:
+        ports = s.get("ports") or [{}]
+        for a in s.get("addresses") or []:
+            for p in ports:
+                out.append(f"{a.get('ip')}:{p.get('port')}" if p.get("port") else a.get("ip"))
+    if not out:
+        return "<none>"
+    shown = ",".join(out[:3])
+    return shown + (f" + {len(out) - 3} more..." if len(out) > 3 else "")
+
+
+def _job_duration(job: dict[str, Any], now: float) -> str:
+    st = job.get("status") or {}
+    start = parse_time(st.get("startTime"))
+    if start is None:
+        return ""
+    end = parse_time(st.get("completionTime")) or now
+    return human_duration(end - start)
+
+
+def _job_status(job: dict[str, Any]) -> str:
+    for t, label in (("Complete", "Complete"), ("Failed", "Failed"), ("FailureTarget", "FailureTarget"),
+                     ("Suspended", "Suspended")):
+        if _cond(job, t) == "True":
+            return label
+    return "Running"
+
+
+def _event_object(ev: dict[str, Any]) -> str:
+    inv = ev.get("involvedObject") or {}
+    return f"{(inv.get('kind') or '').lower()}/{inv.get('name', '')}"
+
+
+def _event_last_seen(ev: dict[str, Any], now: float) -> str:
+    ts = ev.get("lastTimestamp") or ev.get("eventTime") or ev.get("firstTimestamp")
+    return age(ts, now)
+
+
+Cells = Callable[[dict[str, Any], float], list[Any]]
+
+_st = lambda o: o.get("status") or {}   # noqa: E731
+_sp = lambda o: o.get("spec") or {}     # noqa: E731
+
+
+def _pod_cells(p: dict[str, Any], now: float) -> list[Any]:
+    reason, ready, total, restarts, _ = pod_status(p)
+    st = _st(p)
+    restarts_s = str(restarts)
+    last = None
+    for cs in st.get("containerStatuses") or []:
+        fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
+        if fin and (last is None or fin > last):
+            last = fin
+    if restarts and last:
+        restarts_s = f"{restarts} ({age(last, now)} ago)"
+    return [p["metadata"]["name"], f"{ready}/{total}", reason, restarts_s,
+            age(p["metadata"].get("creationTimestamp"), now),
+            st.get("podIP") or "<none>", _sp(p).get("nodeName") or "<none>",
+            st.get("nominatedNodeName") or "<none>", "<none>"]
+
+
+TABLES: dict[str, tuple[list[Column], Cells]] = {
+    "pods": ([("NAME", "string", 0), ("READY", "string", 0), ("STATUS", "string", 0),
+              ("RESTARTS", "string", 0), ("AGE", "string", 0), ("IP", "string", 1),
+              ("NODE", "string", 1), ("NOMINATED NODE", "string", 1),
+              ("READINESS GATES", "string", 1)], _pod_cells),
+    "nodes": ([("NAME", "string", 0), ("STATUS", "string", 0), ("ROLES", "string", 0),
+               ("AGE", "string", 0), ("VERSION", "string", 0), ("INTERNAL-IP", "string", 1),
+               ("EXTERNAL-IP", "string", 1), ("OS-IMAGE", "string", 1),
+               ("KERNEL-VERSION", "string", 1), ("CONTAINER-RUNTIME", "string", 1)],
+              lambda n, now: [n["metadata"]["name"], _node_status(n), _node_roles(n),
+                              age(n["metadata"].get("creationTimestamp"), now),
+                              (_st(n).get("nodeInfo") or {}).get("kubeletVersion", ""),
+                              next((a["address"] for a in _st(n).get("addresses") or [] if a.get("type") == "InternalIP"), "<none>"),
+                              next((a["address"] for a in _st(n).get("addresses") or [] if a.get("type") == "ExternalIP"), "<none>"),
+                              (_st(n).get("nodeInfo") or {}).get("osImage", ""),
+                              (_st(n).get("nodeInfo") or {}).get("kernelVersion", ""),
+                              (_st(n).get("nodeInfo") or {}).get("containerRuntimeVersion", "")]),
+    "deployments": ([("NAME", "string", 0), ("READY", "string", 0), ("UP-TO-DATE", "integer", 0),
+                     ("AVAILABLE", "integer", 0), ("AGE", "string", 0), ("CONTAINERS", "string", 1),
+                     ("IMAGES", "string", 1), ("SELECTOR", "string", 1)],
+                    lambda d, now: [d["metadata"]["name"],
+                                    f"{_st(d).get('readyReplicas', 0)}/{_sp(d).get('replicas', 1)}",
+                                    _st(d).get("updatedReplicas", 0), _st(d).get("availableReplicas", 0),
+                                    age(d["metadata"].get("creationTimestamp"), now),
+                                    *_images(_sp(d).get("template")), _selector(_sp(d).get("selector"))]),
+    "replicasets": ([("NAME", "string", 0), ("DESIRED", "integer", 0), ("CURRENT", "integer", 0),
+                     ("READY", "integer", 0), ("AGE", "string", 0), ("CONTAINERS", "string", 1),
+                     ("IMAGES", "string", 1), ("SELECTOR", "string", 1)],
+                    lambda r, now: [r["metadata"]["name"], _sp(r).get("replicas", 1),
+                                    _st(r).get("replicas", 0), _st(r).get("readyReplicas", 0),
+                                    age(r["metadata"].get("creationTimestamp"), now),
+                                    *_images(_sp(r).get("template")), _selector(_sp(r).get("selector"))]),
+    "daemonsets": ([("NAME", "string", 0), ("DESIRED", "integer", 0), ("CURRENT", "integer", 0),
+                    ("READY", "integer", 0), ("UP-TO-DATE", "integer", 0), ("AVAILABLE", "integer", 0),
+                    ("NODE SELECTOR", "string", 0), ("AGE", "string", 0), ("CONTAINERS", "string", 1),
+                    ("IMAGES", "string", 1), ("SELECTOR", "string", 1)],
+                   lambda d, now: [d["metadata"]["name"], _st(d).get("desiredNumberScheduled", 0),
+                                   _st(d).get("currentNumberScheduled", 0), _st(d).get("numberReady", 0),
+                                   _st(d).get("updatedNumberScheduled", 0), _st(d).get("numberAvailable", 0),
+                                   ",".join(f"{k}={v}" for k, v in (((_sp(d).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}).items()) or "<none>",
+                                   age(d["metadata"].get("creationTimestamp"), now),
+                                   *_images(_sp(d).get("template")), _selector(_sp(d).get("selector"))]),
+    "jobs": ([("NAME", "string", 0), ("STATUS", "string", 0), ("COMPLETIONS", "string", 0),
+              ("DURATION", "string", 0), ("AGE", "string", 0), ("CONTAINERS", "string", 1),
+              ("IMAGES", "string", 1), ("SELECTOR", "string", 1)],
+             lambda j, now: [j["metadata"]["name"], _job_status(j),
+                             f"{_st(j).get('succeeded', 0)}/{_sp(j).get('completions', 1)}",
+                             _job_duration(j, now), age(j["metadata"].get("creationTimestamp"), now),
+                             *_images(_sp(j).get("template")), _selector(_sp(j).get("selector"))]),
+    "services": ([("NAME", "string", 0), ("TYPE", "string", 0), ("CLUSTER-IP", "string", 0),
+                  ("EXTERNAL-IP", "string", 0), ("PORT(S)", "string", 0), ("AGE", "string", 0),
+                  ("SELECTOR", "string", 1)],
+                 lambda s, now: [s["metadata"]["name"], _sp(s).get("type", "ClusterIP"),
+                                 _sp(s).get("clusterIP") or "<none>", _external_ip(s), _ports(s),
+                                 age(s["metadata"].get("creationTimestamp"), now),
+                                 ",".join(f"{k}={v}" for k, v in (_sp(s).get("selector") or {}).items()) or "<none>"]),
+    "endpoints": ([("NAME", "string", 0), ("ENDPOINTS", "string", 0), ("AGE", "string", 0)],
+                  lambda e, now: [e["metadata"]["name"], _endpoints(e),
+                                  age(e["metadata"].get("creationTimestamp"), now)]),
+    "namespaces": ([("NAME", "string", 0), ("STATUS", "string", 0), ("AGE", "string", 0)],
+                   lambda n, now: [n["metadata"]["name"], _st(n).get("phase", "Active"),
+                                   age(n["metadata"].get("creationTimestamp"), now)]),
+    "events": ([("LAST SEEN", "string", 0), ("TYPE", "string", 0), ("REASON", "string", 0),
+                ("OBJECT", "string", 0), ("MESSAGE", "string", 0)],
+               lambda e, now: [_event_last_seen(e, now), e.get("type", ""), e.get("reason", ""),
+                               _event_object(e), e.get("message", "")]),
+    "configmaps": ([("NAME", "string", 0), ("DATA", "integer", 0), ("AGE", "string", 0)],
+                   lambda c, now: [c["metadata"]["name"], len(c.get("data") or {}) + len(c.get("binaryData") or {}),
+                                   age(c["metadata"].get("creationTimestamp"), now)]),
+    "secrets": ([("NAME", "string", 0), ("TYPE", "string", 0), ("DATA", "integer", 0), ("AGE", "string", 0)],
+                lambda s, now: [s["metadata"]["name"], s.get("type", "Opaque"), len(s.get("data") or {}),
+                                age(s["metadata"].get("creationTimestamp"), now)]),
+    "serviceaccounts": ([("NAME", "string", 0), ("SECRETS", "integer", 0), ("AGE", "string", 0)],
+                        lambda s, now: [s["metadata"]["name"], len(s.get("secrets") or []),
+                                        age(s["metadata"].get("creationTimestamp"), now)]),
+    "leases": ([("NAME", "string", 0), ("HOLDER", "string", 0), ("AGE", "string", 0)],
+               lambda l, now: [l["metadata"]["name"], _sp(l).get("holderIdentity", ""),
+                               age(l["metadata"].get("creationTimestamp"), now)]),
+}
+
+DEFAULT_TABLE: tuple[list[Column], Cells] = (
+    [("NAME", "string", 0), ("AGE", "string", 0)],
+    lambda o, now: [o["metadata"]["name"], age(o["metadata"].get("creationTimestamp"), now)])
+
+
+def table_for(plural: str) -> tuple[list[Column], Cells]:
+    return TABLES.get(plural, DEFAULT_TABLE)
