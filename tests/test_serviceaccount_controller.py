@@ -1,0 +1,69 @@
+"""ServiceAccount and token controllers."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+try:
+    from test_nodelifecycle_env import Env
+except ImportError:  # pragma: no cover - when tests/ is a package
+    from tests.test_nodelifecycle_env import Env
+
+from kbox.controllers.serviceaccount import (ServiceAccountController, TokenController,
+                                             find_token)
+
+
+@pytest.fixture
+def env():
+    e = Env()
+    e.add(ServiceAccountController)
+    e.add(TokenController)
+    e.start()
+    yield e
+    e.close()
+
+
+def test_default_sa_everywhere_and_recreated(env):
+    for ns in ("default", "kube-system"):
+        env.client.get("serviceaccounts", "default", ns)
+    env.client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": "team-a"}})
+    env.settle()
+    env.client.get("serviceaccounts", "default", "team-a")
+    env.client.delete("serviceaccounts", "default", "team-a")
+    env.settle()
+    env.client.get("serviceaccounts", "default", "team-a")
+
+
+def test_token_secret_and_lookup(env):
+    env.client.create("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                          "metadata": {"name": "builder", "namespace": "default"}},
+                      "default")
+    env.settle()
+    sa = env.client.get("serviceaccounts", "builder", "default")
+    [ref] = sa["secrets"]
+    assert ref["name"].startswith("builder-token-") and len(ref["name"]) == len("builder-token-") + 5
+    secret = env.client.get("secrets", ref["name"], "default")
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    ann = secret["metadata"]["annotations"]
+    assert ann["kubernetes.io/service-account.name"] == "builder"
+    assert ann["kubernetes.io/service-account.uid"] == sa["metadata"]["uid"]
+    assert base64.b64decode(secret["data"]["namespace"]).decode() == "default"
+    assert secret["data"]["ca.crt"] == ""
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert len(token) >= 32
+    assert find_token(env.client, token) == ("default", "builder")
+    assert find_token(env.client, "nope") is None
+    # stable: another sync writes nothing new
+    env.client.patch("serviceaccounts", "builder", {"metadata": {"labels": {"a": "b"}}},
+                     "merge", "default")
+    env.settle()
+    assert env.client.get("serviceaccounts", "builder", "default")["secrets"] == [ref]
+    # the account goes: so does its token
+    env.client.delete("serviceaccounts", "builder", "default")
+    env.settle()
+    names = [s["metadata"]["name"] for s in env.client.list("secrets", "default")["items"]]
+    assert ref["name"] not in names
+    assert find_token(env.client, token) is None
