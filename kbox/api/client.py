@@ -198,6 +198,10 @@ class InProcessClient(Client):
         binding = {"metadata": {"name": name, "namespace": namespace, "uid": uid}} if uid else None
         return self.api.bind(name, namespace, node_name, binding=binding)
 
+    def finalize_namespace(self, obj):
+        """PUT the namespace's finalize subresource (only spec.finalizers changes)."""
+        return self.api.update("namespaces", _copy(obj), subresource="finalize")
+
     def evict(self, name, namespace=None, *, grace_period_seconds=None):
         opts = {"gracePeriodSeconds": grace_period_seconds} if grace_period_seconds is not None else None
         return self.api.evict(name, namespace, delete_options=opts)

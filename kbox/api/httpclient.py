@@ -284,6 +284,11 @@ class HttpClient(Client):
                 "target": {"kind": "Node", "apiVersion": "v1", "name": node_name}}
         return self._request("POST", f"/api/v1/namespaces/{ns}/pods/{name}/binding", body=body)
 
+    def finalize_namespace(self, obj):
+        """PUT /api/v1/namespaces/{name}/finalize: replace spec.finalizers only."""
+        name = (obj.get("metadata") or {}).get("name")
+        return self._request("PUT", f"/api/v1/namespaces/{name}/finalize", body=obj)
+
     def evict(self, name, namespace=None, *, grace_period_seconds=None):
         ns = namespace or "default"
         body: dict[str, Any] = {"kind": "Eviction", "apiVersion": "policy/v1",

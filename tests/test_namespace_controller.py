@@ -1,0 +1,59 @@
+"""Namespace controller: a deleted namespace is emptied, then finalized away."""
+
+from __future__ import annotations
+
+import pytest
+
+try:
+    from test_nodelifecycle_env import Env
+except ImportError:  # pragma: no cover - when tests/ is a package
+    from tests.test_nodelifecycle_env import Env
+
+from kbox.api.errors import ApiError
+from kbox.controllers.namespace import NamespaceController
+
+
+@pytest.fixture
+def env():
+    e = Env()
+    e.add(NamespaceController)
+    e.start()
+    yield e
+    e.close()
+
+
+def test_namespace_deletion_empties_and_removes_it(env):
+    env.client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": "team"},
+                                     "spec": {"finalizers": ["kubernetes"]}})
+    env.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "cfg"}, "data": {"a": "b"}}, "team")
+    env.client.create("secrets", {"apiVersion": "v1", "kind": "Secret",
+                                  "metadata": {"name": "s"}, "data": {}}, "team")
+    env.make_pod("loose", ns="team")
+    env.make_pod("running", ns="team", node="n1", ip="10.0.0.1", ready=True)
+    env.settle()
+    env.client.delete("namespaces", "team")
+    env.settle()
+    ns = env.client.get("namespaces", "team")
+    assert ns["status"]["phase"] == "Terminating"
+    assert ns["spec"]["finalizers"] == ["kubernetes"]
+    cond = next(c for c in ns["status"]["conditions"] if c["type"] == "NamespaceContentRemaining")
+    assert cond["status"] == "True" and "pods has 1 resource instances" in cond["message"]
+    assert env.client.list("configmaps", "team")["items"] == []
+    assert env.client.list("secrets", "team")["items"] == []
+    [pod] = env.client.list("pods", "team")["items"]
+    assert pod["metadata"]["name"] == "running" and pod["metadata"]["deletionTimestamp"]
+    # the kubelet finishes the pod; the controller looks again after its delay
+    env.client.delete("pods", "running", "team", grace_period_seconds=0)
+    env.advance(16, step=1)
+    with pytest.raises(ApiError) as ei:
+        env.client.get("namespaces", "team")
+    assert ei.value.code == 404
+
+
+def test_live_namespace_untouched(env):
+    env.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "cfg"}}, "default")
+    env.settle()
+    env.client.get("configmaps", "cfg", "default")
