@@ -1,0 +1,177 @@
+"""kube-scheduler's default filter and score plugins, over PodInfo and NodeInfo.
+
+Filters run in kube-scheduler's order and a node stops at the first plugin that
+rejects it: NodeUnschedulable, NodeName, TaintToleration, NodeAffinity,
+NodePorts, NodeResourcesFit. Each rejection carries kube-scheduler's reason
+text and whether preemption could ever help (it cannot for the first four:
+"UnschedulableAndUnresolvable").
+
+Scores (0..100 each, weighted as kube-scheduler's defaults): NodeResourcesFit
+LeastAllocated ×1 (non-zero requests: a container without requests counts as
+100m / 200Mi), NodeResourcesBalancedAllocation ×1 (actual requests),
+TaintToleration ×3 (untolerated PreferNoSchedule taints, fewer is better),
+NodeAffinity ×2 (preferred terms' weights), and spreading ×2 (pods of the same
+controller on the node, fewer is better; the default PodTopologySpread
+constraint reduced to the hostname domain). Ties are broken at random.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from kbox.scheduler.info import PREFER_NO_SCHEDULE, NodeInfo, PodInfo, tolerated
+
+R_UNSCHEDULABLE = "node(s) were unschedulable"
+R_NODE_NAME = "node(s) didn't match the requested node name"
+R_AFFINITY = "node(s) didn't match Pod's node affinity/selector"
+R_PORTS = "node(s) didn't have free ports for the requested pod ports"
+R_TOO_MANY_PODS = "Too many pods"
+R_NO_NODES = "no nodes available to schedule pods"
+P_NOT_HELPFUL = "Preemption is not helpful for scheduling"
+P_NO_VICTIMS = "No preemption victims found for incoming pod"
+P_NEVER = "preemption: not eligible due to preemptionPolicy=Never."
+
+W_FIT, W_BALANCED, W_TAINT, W_AFFINITY, W_SPREAD = 1, 1, 3, 2, 2
+MAX_SCORE = 100
+
+Failure = tuple[bool, tuple[str, ...]]   # (unresolvable, reasons)
+
+_UNSCHEDULABLE: Failure = (True, (R_UNSCHEDULABLE,))
+_NODE_NAME: Failure = (True, (R_NODE_NAME,))
+_AFFINITY: Failure = (True, (R_AFFINITY,))
+_PORTS: Failure = (False, (R_PORTS,))
+
+
+def taint_reason(taint: dict) -> str:
+    return f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value') or ''}}}"
+
+
+def run_filters(pi: PodInfo, ni: NodeInfo) -> Failure | None:
+    """None when the pod fits the node, else why not (first rejecting plugin only)."""
+    if ni.unschedulable and not pi.tolerates_unschedulable:
+        return _UNSCHEDULABLE
+    if pi.node_name is not None and pi.node_name != ni.name:
+        return _NODE_NAME
+    for t in ni.hard_taints:
+        if not tolerated(pi.tolerations, t):
+            return (True, (taint_reason(t),))
+    if pi.required is not None and not pi.required(ni.labels, ni.name):
+        return _AFFINITY
+    if pi.ports:
+        used = ni.ports
+        for ip, proto, port in pi.ports:
+            ips = used.get((proto, port))
+            if ips and (ip == "0.0.0.0" or "0.0.0.0" in ips or ip in ips):
+                return _PORTS
+    return fit_resources(pi, ni)
+
+
+def fit_resources(pi: PodInfo, ni: NodeInfo) -> Failure | None:
+    reasons = []
+    if ni.pod_count + 1 > ni.alloc_pods:
+        reasons.append(R_TOO_MANY_PODS)
+    if pi.cpu and pi.cpu > ni.alloc_cpu - ni.req_cpu:
+        reasons.append("Insufficient cpu")
+    if pi.mem and pi.mem > ni.alloc_mem - ni.req_mem:
+        reasons.append("Insufficient memory")
+    for r, v in pi.other.items():
+        if v > ni.alloc_other.get(r, 0) - ni.req_other.get(r, 0):
+            reasons.append(f"Insufficient {r}")
+    return (False, tuple(reasons)) if reasons else None
+
+
+def fit_error_message(num_nodes: int, failures: list[Failure], preemption_never: bool) -> str:
+    """kube-scheduler's FitError text, with the preemption post-filter's verdict appended."""
+    if num_nodes == 0:
+        return R_NO_NODES
+    hist: Counter[str] = Counter()
+    for _, reasons in failures:
+        for r in reasons:
+            hist[r] += 1
+    msg = f"0/{num_nodes} nodes are available: {_histogram(hist)}."
+    if preemption_never:
+        return f"{msg} {P_NEVER}"
+    # kbox does not preempt: a node rejected for resources or ports has no victims to offer
+    phist: Counter[str] = Counter(P_NOT_HELPFUL if unres else P_NO_VICTIMS
+                                  for unres, _ in failures)
+    return f"{msg} preemption: 0/{num_nodes} nodes are available: {_histogram(phist)}."
+
+
+def _histogram(hist: Counter[str]) -> str:
+    # kube-scheduler sorts the "<count> <reason>" strings themselves
+    return ", ".join(sorted(f"{n} {r}" for r, n in hist.items()))
+
+
+# ---- scoring -----------------------------------------------------------------------------
+def score_nodes(pi: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+    """The weighted total score of each feasible node, in order."""
+    pc, pm = pi.nz_cpu, pi.nz_mem
+    rc, rm = pi.cpu, pi.mem
+    totals = []
+    append = totals.append
+    for ni in nodes:
+        ac = ni.alloc_cpu
+        am = ni.alloc_mem
+        # LeastAllocated over non-zero requests, cpu and memory weighted 1 each
+        tc = ni.nz_cpu + pc
+        tm = ni.nz_mem + pm
+        la = ((ac - tc) * MAX_SCORE // ac if 0 < ac and tc <= ac else 0) + \
+             ((am - tm) * MAX_SCORE // am if 0 < am and tm <= am else 0)
+        la //= 2
+        # BalancedAllocation over actual requests: 1 - std of the two fractions
+        fc = (ni.req_cpu + rc) / ac if ac else 0.0
+        fm = (ni.req_mem + rm) / am if am else 0.0
+        if fc > 1.0:
+            fc = 1.0
+        if fm > 1.0:
+            fm = 1.0
+        d = fc - fm if fc > fm else fm - fc
+        append(W_FIT * la + W_BALANCED * int((1.0 - d / 2) * MAX_SCORE))
+
+    n = len(nodes)
+    # TaintToleration: untolerated PreferNoSchedule taints, reversed so fewer is better
+    counts = None
+    if any(ni.prefer_taints for ni in nodes):
+        tols = [t for t in pi.tolerations if t.get("effect") in (None, "", PREFER_NO_SCHEDULE)]
+        counts = [sum(1 for t in ni.prefer_taints if not tolerated(tols, t)) for ni in nodes]
+    _add_normalized(totals, counts, W_TAINT, reverse=True, n=n)
+    # NodeAffinity: sum of the weights of matching preferred terms
+    counts = None
+    if pi.preferred:
+        counts = [sum(w for w, m in pi.preferred if m(ni.labels, ni.name)) for ni in nodes]
+    _add_normalized(totals, counts, W_AFFINITY, reverse=False, n=n)
+    # spreading: pods of the same controller already on the node, fewer is better
+    counts = None
+    if pi.owner:
+        owner = pi.owner
+        counts = [ni.owners.get(owner, 0) for ni in nodes]
+    _add_normalized(totals, counts, W_SPREAD, reverse=True, n=n)
+    return totals
+
+
+def _add_normalized(totals: list[int], counts: list[int] | None, weight: int, *,
+                    reverse: bool, n: int) -> None:
+    """kube-scheduler's default normalisation: scale to 0..100 by the maximum, maybe reversed.
+
+    When every node would get the same score (no counts, or all zero) nothing is added:
+    a constant changes no choice, and skipping it keeps the hot path short.
+    """
+    if not counts:
+        return
+    top = max(counts)
+    if top == 0:
+        return
+    for i, c in enumerate(counts):
+        s = MAX_SCORE * c // top
+        totals[i] += weight * (MAX_SCORE - s if reverse else s)
+
+
+def select_host(pi: PodInfo, nodes: list[NodeInfo], rng: random.Random) -> NodeInfo:
+    """The highest-scoring node; ties broken at random (seeded rng: deterministic runs)."""
+    if len(nodes) == 1:
+        return nodes[0]
+    totals = score_nodes(pi, nodes)
+    best = max(totals)
+    ties = [nodes[i] for i, s in enumerate(totals) if s == best]
+    return ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]

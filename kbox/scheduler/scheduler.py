@@ -1,0 +1,376 @@
+"""kube-scheduler: assigns pending pods to nodes through the pods/binding subresource.
+
+The loop, as in kube-scheduler: take the next pod from the scheduling queue,
+filter nodes (stopping once enough feasible nodes are found, starting where
+the previous pod stopped: percentageOfNodesToScore), score the feasible
+ones, "assume" the pod on the best node in the scheduler cache (so the next
+pod already sees its requests), then bind. A failed bind forgets the
+assumption; the informer's update of a bound pod confirms it.
+
+The cache (NodeInfo per node) is fed by the shared pod and node informers.
+Cluster changes that may help a pending pod (a node added or changed, an
+assigned pod deleted or finished) move unschedulable pods back to the active
+queue. A pod that fits nowhere gets kube-scheduler's FailedScheduling event
+and its PodScheduled condition set to False / Unschedulable with the same
+message.
+
+Only pods for this scheduler (`spec.schedulerName` "default-scheduler" or
+unset), without `spec.nodeName` and not being deleted are scheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any
+
+from kbox.api.client import Client
+from kbox.api.errors import ApiError
+from kbox.clock import Clock, RealClock, iso_time
+from kbox.controllers.events import NORMAL, WARNING, EventRecorder
+from kbox.controllers.informer import InformerFactory
+from kbox.scheduler.info import NodeInfo, PodInfo
+from kbox.scheduler.plugins import fit_error_message, run_filters, select_host
+from kbox.scheduler.queue import QueuedPod, SchedulingQueue
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SCHEDULER_NAME = "default-scheduler"
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE = 5
+BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+Obj = dict[str, Any]
+
+
+def _assigned(pod: Obj) -> bool:
+    return bool((pod.get("spec") or {}).get("nodeName"))
+
+
+def _terminal(pod: Obj) -> bool:
+    return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
+
+
+def _key(pod: Obj) -> str:
+    m = pod.get("metadata") or {}
+    return f"{m.get('namespace') or 'default'}/{m.get('name', '')}"
+
+
+class Scheduler:
+    def __init__(self, client: Client, informers: InformerFactory, clock: Clock | None = None, *,
+                 config: Any = None, rng: random.Random | None = None,
+                 recorder: EventRecorder | None = None, scheduler_name: str = DEFAULT_SCHEDULER_NAME,
+                 percentage_of_nodes_to_score: int = 0,
+                 max_unschedulable_seconds: float | None = None) -> None:
+        self.client = client
+        self.clock = clock or RealClock()
+        self.rng = rng or random.Random()
+        self.scheduler_name = scheduler_name
+        self.percentage_of_nodes_to_score = percentage_of_nodes_to_score
+        timings = getattr(config, "timings", None)
+        initial = getattr(timings, "pod_initial_backoff", 1.0)
+        maximum = getattr(timings, "pod_max_backoff", 10.0)
+        if max_unschedulable_seconds is None:
+            max_unschedulable_seconds = getattr(timings, "pod_max_in_unschedulable_pods_duration", 60.0)
+        self.queue = SchedulingQueue(self.clock, initial_backoff=initial, max_backoff=maximum,
+                                     max_unschedulable=max_unschedulable_seconds)
+        self._own_recorder = recorder is None
+        self.recorder = recorder or EventRecorder(client, DEFAULT_SCHEDULER_NAME, clock=self.clock)
+        # the cache: guarded by one lock, held for a whole filter+score+assume
+        self._lock = threading.RLock()
+        self._nodes: dict[str, NodeInfo] = {}
+        self._node_list: list[NodeInfo] = []
+        self._pod_nodes: dict[str, tuple[str, PodInfo]] = {}   # counted pods: key -> (node, info)
+        self._assumed: set[str] = set()
+        self._next_start = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.scheduled = 0            # counters for the dashboard and benchmarks
+        self.failed = 0
+        self.pod_informer = informers.informer("pods")
+        self.node_informer = informers.informer("nodes")
+        self.node_informer.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
+        self.pod_informer.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, daemon=True, name="scheduler")
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queue.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._own_recorder:
+            self.recorder.stop()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.schedule_one(timeout=None)
+            except Exception:   # one bad pod must not stop scheduling
+                log.exception("scheduling cycle failed")
+
+    def run_until_idle(self, limit: int = 1_000_000) -> int:
+        """Try every pod that is ready now, synchronously (tests); returns how many were tried."""
+        n = 0
+        while n < limit and self.schedule_one(timeout=0):
+            n += 1
+        return n
+
+    # ---- the scheduling cycle ----------------------------------------------------------------
+    def schedule_one(self, timeout: float | None = 0) -> bool:
+        """Take one pod and schedule it; False when no pod was ready within `timeout`."""
+        qp = self.queue.pop(timeout)
+        if qp is None:
+            return False
+        pi = qp.pi
+        cur = self.pod_informer.get(pi.key)
+        if cur is None or not self._responsible(cur) or _assigned(cur) or \
+                (cur.get("metadata") or {}).get("uid") != pi.uid:
+            self.queue.done(qp)
+            return True
+        with self._lock:
+            node, failures, total = self._find_node(pi)
+            if node is not None:
+                self._assume(pi, node)
+        if node is None:
+            self._handle_unschedulable(qp, cur, fit_error_message(total, failures,
+                                                                  pi.preemption_never))
+            return True
+        self._bind(qp, pi, cur, node.name)
+        return True
+
+    def num_feasible_nodes_to_find(self, num_all: int) -> int:
+        """kube-scheduler's percentageOfNodesToScore (0: adaptive, 50% - nodes/125, min 5%)."""
+        pct = self.percentage_of_nodes_to_score
+        if num_all < MIN_FEASIBLE_NODES_TO_FIND or pct >= 100:
+            return num_all
+        if pct <= 0:
+            pct = BASE_PERCENTAGE_OF_NODES_TO_SCORE - num_all // 125
+            if pct < MIN_FEASIBLE_NODES_PERCENTAGE:
+                pct = MIN_FEASIBLE_NODES_PERCENTAGE
+        return max(num_all * pct // 100, MIN_FEASIBLE_NODES_TO_FIND)
+
+    def _find_node(self, pi: PodInfo) -> tuple[NodeInfo | None, list, int]:
+        """Filter from the round-robin start until enough nodes fit, then score (lock held)."""
+        nodes = self._node_list
+        n = len(nodes)
+        if n == 0:
+            return None, [], 0
+        want = self.num_feasible_nodes_to_find(n)
+        start = self._next_start % n
+        order = nodes[start:] + nodes[:start] if start else nodes
+        feasible: list[NodeInfo] = []
+        failures: list = []
+        found = processed = 0
+        cpu, mem = pi.cpu, pi.mem
+        simple = pi.simple
+        for ni in order:
+            processed += 1
+            # the fast path: untainted schedulable nodes with room (blocked nodes have -1 room)
+            if simple and cpu <= ni.free_cpu and mem <= ni.free_mem and ni.free_pods > 0:
+                feasible.append(ni)
+                found += 1
+                if found >= want:
+                    break
+                continue
+            f = run_filters(pi, ni)
+            if f is None:
+                feasible.append(ni)
+                found += 1
+                if found >= want:
+                    break
+            else:
+                failures.append(f)
+        self._next_start = (start + processed) % n
+        if not feasible:
+            return None, failures, n
+        return select_host(pi, feasible, self.rng), failures, n
+
+    def _assume(self, pi: PodInfo, node: NodeInfo) -> None:
+        node.add_pod(pi)
+        self._pod_nodes[pi.key] = (node.name, pi)
+        self._assumed.add(pi.key)
+
+    def _forget(self, pi: PodInfo) -> None:
+        with self._lock:
+            cur = self._pod_nodes.get(pi.key)
+            if pi.key in self._assumed and cur is not None and cur[1] is pi:
+                self._assumed.discard(pi.key)
+                del self._pod_nodes[pi.key]
+                ni = self._nodes.get(cur[0])
+                if ni is not None:
+                    ni.remove_pod(pi.key)
+
+    def _bind(self, qp: QueuedPod, pi: PodInfo, pod: Obj, node_name: str) -> None:
+        try:
+            self.client.bind(pi.name, pi.namespace, node_name, uid=pi.uid)
+        except ApiError as e:
+            self._forget(pi)
+            cur = self.pod_informer.get(pi.key)
+            if e.code == 404 or cur is None or _assigned(cur) or \
+                    (cur.get("metadata") or {}).get("deletionTimestamp"):
+                self.queue.done(qp)
+                return
+            log.info("binding %s to %s rejected: %s", pi.key, node_name, e)
+            self.failed += 1
+            self.recorder.event(pod, WARNING, "FailedScheduling", f"Binding rejected: {e.message}")
+            self.queue.add_unschedulable(qp, error=True)
+            return
+        except Exception:
+            self._forget(pi)
+            self.queue.add_unschedulable(qp, error=True)
+            raise
+        self.queue.done(qp)
+        self.scheduled += 1
+        self.recorder.event(pod, NORMAL, "Scheduled",
+                            f"Successfully assigned {pi.namespace}/{pi.name} to {node_name}")
+
+    def _handle_unschedulable(self, qp: QueuedPod, pod: Obj, message: str) -> None:
+        self.failed += 1
+        self.recorder.event(pod, WARNING, "FailedScheduling", message)
+        self._set_unschedulable_condition(pod, message)
+        self.queue.add_unschedulable(qp)
+
+    def _set_unschedulable_condition(self, pod: Obj, message: str) -> None:
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("status") == "False" and \
+                    c.get("reason") == "Unschedulable" and c.get("message") == message:
+                return   # already says so: no write
+        m = pod.get("metadata") or {}
+        cond = {"type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                "lastTransitionTime": iso_time(self.clock.now()), "reason": "Unschedulable",
+                "message": message}
+        try:
+            self.client.patch("pods", m.get("name"), {"status": {"conditions": [cond]}},
+                              "strategic", m.get("namespace"), subresource="status")
+        except ApiError as e:
+            log.debug("PodScheduled condition of %s not updated: %s", _key(pod), e)
+
+    # ---- informer handlers: the cache --------------------------------------------------------
+    def _responsible(self, pod: Obj) -> bool:
+        name = (pod.get("spec") or {}).get("schedulerName")
+        return not name or name == self.scheduler_name
+
+    def _node_info(self, name: str) -> NodeInfo:
+        ni = self._nodes.get(name)
+        if ni is None:   # a pod bound to a node the cache has not seen yet
+            ni = self._nodes[name] = NodeInfo(name)
+        return ni
+
+    def _on_node_add(self, node: Obj) -> None:
+        name = (node.get("metadata") or {}).get("name", "")
+        with self._lock:
+            ni = self._node_info(name)
+            known = ni.node is not None
+            ni.set_node(node)
+            if not known:
+                self._node_list = self._node_list + [ni]
+        self.queue.move_all("NodeAdd")
+
+    def _on_node_update(self, old: Obj, new: Obj) -> None:
+        if not _node_changed(old, new):
+            return   # heartbeats: nothing the scheduler looks at
+        name = (new.get("metadata") or {}).get("name", "")
+        with self._lock:
+            ni = self._node_info(name)
+            known = ni.node is not None
+            ni.set_node(new)
+            if not known:
+                self._node_list = self._node_list + [ni]
+        self.queue.move_all("NodeUpdate")
+
+    def _on_node_delete(self, node: Obj) -> None:
+        name = (node.get("metadata") or {}).get("name", "")
+        with self._lock:
+            ni = self._nodes.get(name)
+            if ni is None:
+                return
+            self._node_list = [x for x in self._node_list if x is not ni]
+            if ni.pods:
+                ni.node = None      # keep counting its pods until they are gone
+                ni._refresh()
+            else:
+                del self._nodes[name]
+
+    def _on_pod_add(self, pod: Obj) -> None:
+        if _assigned(pod):
+            if not _terminal(pod):
+                self._cache_pod(pod)
+        elif self._responsible(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            self.queue.add(PodInfo(pod))
+
+    def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        key = _key(new)
+        if _assigned(new):
+            if not _assigned(old):
+                self.queue.delete(key)
+            if _terminal(new):
+                if self._uncache_pod(key):
+                    self.queue.move_all("AssignedPodTerminated")
+            else:
+                self._cache_pod(new)
+            return
+        if self._responsible(new) and not (new.get("metadata") or {}).get("deletionTimestamp"):
+            self.queue.update(PodInfo(new))
+        else:
+            self.queue.delete(key)
+
+    def _on_pod_delete(self, pod: Obj) -> None:
+        key = _key(pod)
+        self.queue.delete(key)
+        if self._uncache_pod(key):
+            self.queue.move_all("AssignedPodDelete")
+
+    def _cache_pod(self, pod: Obj) -> None:
+        key = _key(pod)
+        node = pod["spec"]["nodeName"]
+        uid = (pod.get("metadata") or {}).get("uid", "")
+        with self._lock:
+            cur = self._pod_nodes.get(key)
+            if cur is not None:
+                self._assumed.discard(key)      # the informer confirms what we assumed
+                if cur[0] == node and cur[1].uid == uid:
+                    return                      # same pod, same place: requests are immutable
+                ni = self._nodes.get(cur[0])
+                if ni is not None:
+                    ni.remove_pod(key)
+            pi = PodInfo(pod)
+            self._node_info(node).add_pod(pi)
+            self._pod_nodes[key] = (node, pi)
+
+    def _uncache_pod(self, key: str) -> bool:
+        with self._lock:
+            cur = self._pod_nodes.pop(key, None)
+            if cur is None:
+                return False
+            self._assumed.discard(key)
+            ni = self._nodes.get(cur[0])
+            if ni is not None:
+                ni.remove_pod(key)
+                if ni.node is None and not ni.pods:
+                    del self._nodes[cur[0]]
+            return True
+
+    # ---- introspection -------------------------------------------------------------------------
+    def node_info(self, name: str) -> NodeInfo | None:
+        return self._nodes.get(name)
+
+    def assumed(self) -> set[str]:
+        with self._lock:
+            return set(self._assumed)
+
+
+def _node_changed(old: Obj, new: Obj) -> bool:
+    """Did anything the filters or scores read change (labels, spec, allocatable)?"""
+    if (old.get("metadata") or {}).get("labels") != (new.get("metadata") or {}).get("labels"):
+        return True
+    if (old.get("spec") or {}) != (new.get("spec") or {}):
+        return True
+    return ((old.get("status") or {}).get("allocatable")
+            != (new.get("status") or {}).get("allocatable"))
