@@ -103,6 +103,10 @@ def eviction_time(pod: Obj, taints: list[dict[str, Any]]) -> float | None:
     return due
 
 
+def _cond_states(node: Obj) -> list[tuple[Any, Any]]:
+    return [(c.get("type"), c.get("status")) for c in (node.get("status") or {}).get("conditions") or []]
+
+
 class _Health:
     __slots__ = ("heartbeat", "renew", "probe")
 
@@ -138,8 +142,8 @@ class NodeLifecycleController(Controller):
         self.enqueue("node:" + node["metadata"]["name"])
 
     def _node_updated(self, old: Obj, new: Obj) -> None:
-        if (old.get("spec") != new.get("spec")
-                or (old.get("status") or {}).get("conditions") != (new.get("status") or {}).get("conditions")):
+        # heartbeats rewrite the conditions every few seconds: only status flips matter here
+        if old.get("spec") != new.get("spec") or _cond_states(old) != _cond_states(new):
             self.enqueue("node:" + new["metadata"]["name"])
 
     def _node_deleted(self, node: Obj) -> None:
