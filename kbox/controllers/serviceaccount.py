@@ -149,7 +149,12 @@ class TokenController(Controller):
         if tokens:
             secret_name = sorted(t["metadata"]["name"] for t in tokens)[0]
         else:
-            secret_name = self._create_token(sa)
+            try:
+                secret_name = self._create_token(sa)
+            except ApiError as e:
+                if e.code in (403, 404):
+                    return   # the namespace is being deleted: no new tokens in it
+                raise
         self._reference(sa, secret_name)
 
     def _create_token(self, sa: Obj) -> str:
