@@ -59,7 +59,7 @@ def test_background_deletes_dependents_of_a_gone_owner(env):
 
 
 def test_dependent_with_a_live_second_owner_only_loses_the_reference(env):
-    d, rs = make_chain(env)
+    _, rs = make_chain(env)
     other = env.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
                                              "metadata": {"name": "keeper"}}, NS)
     env.client.patch("pods", "web-1-0", {"metadata": {"ownerReferences": [

@@ -157,7 +157,7 @@ class Env:
         spec: dict = {"containers": [{"name": "c", "image": "nginx", **({"ports": ports} if ports else {})}]}
         if tolerations:
             spec["tolerations"] = tolerations
-        pod = self.client.create("pods", {"apiVersion": "v1", "kind": "Pod",
+        self.client.create("pods", {"apiVersion": "v1", "kind": "Pod",
                                           "metadata": {"name": name, "namespace": ns,
                                                        "labels": labels or {}},
                                           "spec": spec}, ns)

@@ -85,7 +85,7 @@ def compute_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
     for gkey in sorted(groups):
         g = groups[gkey]
         sub: dict[str, Any] = {}
-        order = lambda a: (tuple(int(x) if x.isdigit() else 0 for x in a["ip"].replace(":", ".").split(".")),  # noqa: E731
+        order = lambda a: (tuple(int(x) if x.isdigit() else 0 for x in a["ip"].replace(":", ".").split(".")),
                            a["ip"], a["targetRef"]["name"])
         if g["ready"]:
             sub["addresses"] = sorted(g["ready"], key=order)

@@ -113,7 +113,7 @@ class NamespaceController(Controller):
                 if (out.get("metadata") or {}).get("deletionTimestamp"):
                     left += 1   # graceful or finalizer-gated: still there for now
                     if info.plural == "pods":
-                        wait = max(wait, float((out["metadata"].get("deletionGracePeriodSeconds") or 0)))
+                        wait = max(wait, float(out["metadata"].get("deletionGracePeriodSeconds") or 0))
             if left:
                 remaining[info.group_resource] = left
         return remaining, wait

@@ -147,7 +147,7 @@ class TokenController(Controller):
         if any(t["metadata"]["name"] in referenced for t in tokens):
             return
         if tokens:
-            secret_name = sorted(t["metadata"]["name"] for t in tokens)[0]
+            secret_name = min(t["metadata"]["name"] for t in tokens)
         else:
             try:
                 secret_name = self._create_token(sa)
