@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 NORMAL = "Normal"
 WARNING = "Warning"
 AGGREGATE_WINDOW = 600.0
+MAX_SEEN = 4096
 
 
 class EventRecorder:
@@ -103,6 +104,7 @@ class EventRecorder:
             try:
                 self.client.patch("events", name, {"count": count + 1,
                                                    "lastTimestamp": iso_time(now)}, "merge", evns)
+                self._seen.pop(key, None)   # most recently used goes last (LRU order)
                 self._seen[key] = (name, evns, count + 1, now)
                 return
             except ApiError as e:
@@ -125,9 +127,10 @@ class EventRecorder:
         except ApiError as e:
             # the namespace may be going away; an event must never break its component
             log.debug("event %s/%s not recorded: %s", reason, m.get("name"), e)
-        if len(self._seen) > 4096:
-            cutoff = now - AGGREGATE_WINDOW
-            self._seen = {k: v for k, v in self._seen.items() if v[3] >= cutoff}
+        # an LRU of 4096 entries, as client-go's event correlator keeps: dropping the least
+        # recently used one is O(1), where rebuilding the dict on every event past 4096 was O(n)
+        while len(self._seen) > MAX_SEEN:
+            del self._seen[next(iter(self._seen))]
 
 
 __all__ = ["EventRecorder", "NORMAL", "WARNING", "iso_micro"]

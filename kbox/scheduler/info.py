@@ -138,13 +138,16 @@ def preferred_terms(pod: Obj) -> list[tuple[int, Matcher]]:
     return out
 
 
+_SIGS: dict[tuple[int, int, int, int], tuple[int, int, int, int]] = {}
+
+
 # ---- pods ------------------------------------------------------------------------------
 class PodInfo:
     """A pod's scheduling-relevant facts, parsed once per object version."""
 
     __slots__ = ("key", "uid", "name", "namespace", "pod", "priority", "cpu", "mem", "nz_cpu",
                  "nz_mem", "other", "ports", "node_name", "tolerations", "tolerates_unschedulable",
-                 "required", "preferred", "owner", "simple", "preemption_never")
+                 "required", "preferred", "owner", "simple", "preemption_never", "sig")
 
     def __init__(self, pod: Obj) -> None:
         m = pod.get("metadata") or {}
@@ -198,6 +201,8 @@ class PodInfo:
             else:
                 other[r] = other.get(r, 0) + a
         self.cpu, self.mem, self.nz_cpu, self.nz_mem = cpu, mem, nz_cpu, nz_mem
+        # one shared object per request shape, so score caches compare with `is`
+        self.sig = _SIGS.setdefault((cpu, mem, nz_cpu, nz_mem), (cpu, mem, nz_cpu, nz_mem))
         self.other = {k: v for k, v in other.items() if v}
         self.ports = ports
         self.tolerations = list(spec.get("tolerations") or [])
@@ -222,7 +227,8 @@ class NodeInfo:
     __slots__ = ("name", "node", "labels", "unschedulable", "hard_taints", "prefer_taints",
                  "alloc_cpu", "alloc_mem", "alloc_pods", "alloc_other", "req_cpu", "req_mem",
                  "nz_cpu", "nz_mem", "req_other", "pod_count", "ports", "owners", "pods",
-                 "blocked", "free_cpu", "free_mem", "free_pods", "generation")
+                 "blocked", "free_cpu", "free_mem", "free_pods", "generation",
+                 "sc_sig", "sc_gen", "sc_val")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -242,6 +248,9 @@ class NodeInfo:
         self.blocked = True
         self.free_cpu = self.free_mem = self.free_pods = -1
         self.generation = 0
+        self.sc_sig: object = None      # base-score cache (see plugins.base_score)
+        self.sc_gen = -1
+        self.sc_val = 0
 
     def set_node(self, node: Obj) -> None:
         self.node = node

@@ -104,74 +104,87 @@ def _histogram(hist: Counter[str]) -> str:
 
 
 # ---- scoring -----------------------------------------------------------------------------
-def score_nodes(pi: PodInfo, nodes: list[NodeInfo]) -> list[int]:
-    """The weighted total score of each feasible node, in order."""
-    pc, pm = pi.nz_cpu, pi.nz_mem
-    rc, rm = pi.cpu, pi.mem
-    totals = []
-    append = totals.append
-    for ni in nodes:
-        ac = ni.alloc_cpu
-        am = ni.alloc_mem
-        # LeastAllocated over non-zero requests, cpu and memory weighted 1 each
-        tc = ni.nz_cpu + pc
-        tm = ni.nz_mem + pm
-        la = ((ac - tc) * MAX_SCORE // ac if 0 < ac and tc <= ac else 0) + \
-             ((am - tm) * MAX_SCORE // am if 0 < am and tm <= am else 0)
-        la //= 2
-        # BalancedAllocation over actual requests: 1 - std of the two fractions
-        fc = (ni.req_cpu + rc) / ac if ac else 0.0
-        fm = (ni.req_mem + rm) / am if am else 0.0
-        if fc > 1.0:
-            fc = 1.0
-        if fm > 1.0:
-            fm = 1.0
-        d = fc - fm if fc > fm else fm - fc
-        append(W_FIT * la + W_BALANCED * int((1.0 - d / 2) * MAX_SCORE))
+def base_score(pi: PodInfo, ni: NodeInfo) -> int:
+    """NodeResourcesFit (LeastAllocated) + BalancedAllocation, weighted, for one node.
 
-    n = len(nodes)
-    # TaintToleration: untolerated PreferNoSchedule taints, reversed so fewer is better
-    counts = None
-    if any(ni.prefer_taints for ni in nodes):
-        tols = [t for t in pi.tolerations if t.get("effect") in (None, "", PREFER_NO_SCHEDULE)]
-        counts = [sum(1 for t in ni.prefer_taints if not tolerated(tols, t)) for ni in nodes]
-    _add_normalized(totals, counts, W_TAINT, reverse=True, n=n)
-    # NodeAffinity: sum of the weights of matching preferred terms
-    counts = None
-    if pi.preferred:
-        counts = [sum(w for w, m in pi.preferred if m(ni.labels, ni.name)) for ni in nodes]
-    _add_normalized(totals, counts, W_AFFINITY, reverse=False, n=n)
+    Cached on the node by the pod's resource signature and the node's generation:
+    replicas of one template ask the same thing, and only the node that took the
+    previous pod has changed since, so most nodes answer from the cache.
+    """
+    sig = pi.sig
+    if ni.sc_sig is sig and ni.sc_gen == ni.generation:
+        return ni.sc_val
+    ac = ni.alloc_cpu
+    am = ni.alloc_mem
+    # LeastAllocated over non-zero requests, cpu and memory weighted 1 each
+    tc = ni.nz_cpu + pi.nz_cpu
+    tm = ni.nz_mem + pi.nz_mem
+    la = ((ac - tc) * MAX_SCORE // ac if 0 < ac and tc <= ac else 0) + \
+         ((am - tm) * MAX_SCORE // am if 0 < am and tm <= am else 0)
+    la //= 2
+    # BalancedAllocation over actual requests: 1 - std of the two fractions (|a-b|/2 for two)
+    fc = (ni.req_cpu + pi.cpu) / ac if ac else 0.0
+    fm = (ni.req_mem + pi.mem) / am if am else 0.0
+    if fc > 1.0:
+        fc = 1.0
+    if fm > 1.0:
+        fm = 1.0
+    d = fc - fm if fc > fm else fm - fc
+    v = W_FIT * la + W_BALANCED * int((1.0 - d / 2) * MAX_SCORE)
+    ni.sc_sig = sig
+    ni.sc_gen = ni.generation
+    ni.sc_val = v
+    return v
+
+
+def select_host(pi: PodInfo, nodes: list[NodeInfo], rng: random.Random, *,
+                bases: list[int] | None = None, any_prefer_taints: bool = True) -> NodeInfo:
+    """The highest-scoring feasible node; ties broken at random (a seeded rng is deterministic).
+
+    Scores that are equal on every node are left out (a constant changes no choice);
+    reversed scores are subtracted rather than added to 100 for the same reason.
+    """
+    if len(nodes) == 1:
+        return nodes[0]
+    totals = bases if bases is not None else [base_score(pi, ni) for ni in nodes]
     # spreading: pods of the same controller already on the node, fewer is better
-    counts = None
     if pi.owner:
         owner = pi.owner
         counts = [ni.owners.get(owner, 0) for ni in nodes]
-    _add_normalized(totals, counts, W_SPREAD, reverse=True, n=n)
-    return totals
-
-
-def _add_normalized(totals: list[int], counts: list[int] | None, weight: int, *,
-                    reverse: bool, n: int) -> None:
-    """kube-scheduler's default normalisation: scale to 0..100 by the maximum, maybe reversed.
-
-    When every node would get the same score (no counts, or all zero) nothing is added:
-    a constant changes no choice, and skipping it keeps the hot path short.
-    """
-    if not counts:
-        return
-    top = max(counts)
-    if top == 0:
-        return
-    for i, c in enumerate(counts):
-        s = MAX_SCORE * c // top
-        totals[i] += weight * (MAX_SCORE - s if reverse else s)
-
-
-def select_host(pi: PodInfo, nodes: list[NodeInfo], rng: random.Random) -> NodeInfo:
-    """The highest-scoring node; ties broken at random (seeded rng: deterministic runs)."""
-    if len(nodes) == 1:
-        return nodes[0]
-    totals = score_nodes(pi, nodes)
+        top = max(counts)
+        if top:
+            totals = [t - W_SPREAD * (MAX_SCORE * c // top) for t, c in zip(totals, counts)]
+    # TaintToleration: untolerated PreferNoSchedule taints, fewer is better
+    if any_prefer_taints and any(ni.prefer_taints for ni in nodes):
+        tols = [t for t in pi.tolerations if t.get("effect") in (None, "", PREFER_NO_SCHEDULE)]
+        counts = [sum(1 for t in ni.prefer_taints if not tolerated(tols, t)) for ni in nodes]
+        top = max(counts)
+        if top:
+            totals = [t - W_TAINT * (MAX_SCORE * c // top) for t, c in zip(totals, counts)]
+    # NodeAffinity: the weights of the matching preferred terms, more is better
+    if pi.preferred:
+        counts = [sum(w for w, m in pi.preferred if m(ni.labels, ni.name)) for ni in nodes]
+        top = max(counts)
+        if top:
+            totals = [t + W_AFFINITY * (MAX_SCORE * c // top) for t, c in zip(totals, counts)]
     best = max(totals)
-    ties = [nodes[i] for i, s in enumerate(totals) if s == best]
-    return ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]
+    ties = [i for i, t in enumerate(totals) if t == best]
+    return nodes[ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]]
+
+
+def score_nodes(pi: PodInfo, nodes: list[NodeInfo]) -> list[int]:
+    """Every plugin's weighted score per node, 0..100 each, as kube-scheduler sums them
+    (for tests and explanations; `select_host` is the fast path to the same choice)."""
+    totals = [base_score(pi, ni) for ni in nodes]
+    n = len(nodes)
+
+    def add(counts: list[int], weight: int, reverse: bool) -> None:
+        top = max(counts) if counts else 0
+        for i in range(n):
+            s = MAX_SCORE * counts[i] // top if top else 0
+            totals[i] += weight * (MAX_SCORE - s if reverse else s)
+    tols = [t for t in pi.tolerations if t.get("effect") in (None, "", PREFER_NO_SCHEDULE)]
+    add([sum(1 for t in ni.prefer_taints if not tolerated(tols, t)) for ni in nodes], W_TAINT, True)
+    add([sum(w for w, m in pi.preferred if m(ni.labels, ni.name)) for ni in nodes], W_AFFINITY, False)
+    add([ni.owners.get(pi.owner, 0) if pi.owner else 0 for ni in nodes], W_SPREAD, True)
+    return totals

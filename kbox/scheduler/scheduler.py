@@ -31,7 +31,7 @@ from kbox.clock import Clock, RealClock, iso_time
 from kbox.controllers.events import NORMAL, WARNING, EventRecorder
 from kbox.controllers.informer import InformerFactory
 from kbox.scheduler.info import NodeInfo, PodInfo
-from kbox.scheduler.plugins import fit_error_message, run_filters, select_host
+from kbox.scheduler.plugins import base_score, fit_error_message, run_filters, select_host
 from kbox.scheduler.queue import QueuedPod, SchedulingQueue
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ class Scheduler:
         self._pod_nodes: dict[str, tuple[str, PodInfo]] = {}   # counted pods: key -> (node, info)
         self._assumed: set[str] = set()
         self._next_start = 0
+        self._prefer_taint_nodes = 0   # how many nodes have PreferNoSchedule taints
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.scheduled = 0            # counters for the dashboard and benchmarks
@@ -166,15 +167,19 @@ class Scheduler:
         start = self._next_start % n
         order = nodes[start:] + nodes[:start] if start else nodes
         feasible: list[NodeInfo] = []
+        bases: list[int] = []
         failures: list = []
         found = processed = 0
-        cpu, mem = pi.cpu, pi.mem
+        cpu, mem, sig = pi.cpu, pi.mem, pi.sig
         simple = pi.simple
         for ni in order:
             processed += 1
-            # the fast path: untainted schedulable nodes with room (blocked nodes have -1 room)
+            # the fast path: untainted schedulable nodes with room (blocked nodes have -1 room),
+            # and the node's cached base score when nothing changed since the last such pod
             if simple and cpu <= ni.free_cpu and mem <= ni.free_mem and ni.free_pods > 0:
                 feasible.append(ni)
+                bases.append(ni.sc_val if ni.sc_sig is sig and ni.sc_gen == ni.generation
+                             else base_score(pi, ni))
                 found += 1
                 if found >= want:
                     break
@@ -182,6 +187,7 @@ class Scheduler:
             f = run_filters(pi, ni)
             if f is None:
                 feasible.append(ni)
+                bases.append(base_score(pi, ni))
                 found += 1
                 if found >= want:
                     break
@@ -190,7 +196,8 @@ class Scheduler:
         self._next_start = (start + processed) % n
         if not feasible:
             return None, failures, n
-        return select_host(pi, feasible, self.rng), failures, n
+        return select_host(pi, feasible, self.rng, bases=bases,
+                           any_prefer_taints=self._prefer_taint_nodes > 0), failures, n
 
     def _assume(self, pi: PodInfo, node: NodeInfo) -> None:
         node.add_pod(pi)
@@ -271,6 +278,7 @@ class Scheduler:
             ni.set_node(node)
             if not known:
                 self._node_list = self._node_list + [ni]
+            self._count_prefer_taints()
         self.queue.move_all("NodeAdd")
 
     def _on_node_update(self, old: Obj, new: Obj) -> None:
@@ -283,6 +291,7 @@ class Scheduler:
             ni.set_node(new)
             if not known:
                 self._node_list = self._node_list + [ni]
+            self._count_prefer_taints()
         self.queue.move_all("NodeUpdate")
 
     def _on_node_delete(self, node: Obj) -> None:
@@ -292,11 +301,15 @@ class Scheduler:
             if ni is None:
                 return
             self._node_list = [x for x in self._node_list if x is not ni]
+            self._count_prefer_taints()
             if ni.pods:
                 ni.node = None      # keep counting its pods until they are gone
                 ni._refresh()
             else:
                 del self._nodes[name]
+
+    def _count_prefer_taints(self) -> None:
+        self._prefer_taint_nodes = sum(1 for x in self._node_list if x.prefer_taints)
 
     def _on_pod_add(self, pod: Obj) -> None:
         if _assigned(pod):
