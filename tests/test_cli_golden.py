@@ -26,6 +26,20 @@ GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_700_000_000.0            # 2023-11-14T22:13:20Z: "now" in every golden file
 
 
+def _resolve_uids(api: ApiServer, value, namespace: str):
+    """Replace "@uid:RESOURCE/NAME" strings (anywhere in the object) with that object's uid."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str) and v.startswith("@uid:"):
+                res, name = v[5:].split("/")
+                value[k] = api.get(res, name, namespace)["metadata"]["uid"]
+            else:
+                _resolve_uids(api, v, namespace)
+    elif isinstance(value, list):
+        for v in value:
+            _resolve_uids(api, v, namespace)
+
+
 def load_objects(api: ApiServer, clock: FakeClock, path: Path = GOLDEN / "objects.yaml") -> None:
     """Create the fixture objects, each `x-age` seconds before NOW."""
     docs = yaml.safe_load(path.read_text())
@@ -36,10 +50,7 @@ def load_objects(api: ApiServer, clock: FakeClock, path: Path = GOLDEN / "object
         if clock.now() < target:
             clock.advance(target - clock.now())
         status = doc.pop("status", None) if doc["kind"] != "Event" else None
-        inv = doc.get("involvedObject") or {}
-        if str(inv.get("uid", "")).startswith("@uid:"):
-            res, name = inv["uid"][5:].split("/")
-            inv["uid"] = api.get(res, name, inv.get("namespace"))["metadata"]["uid"]
+        _resolve_uids(api, doc, doc["metadata"].get("namespace") or "default")
         from kbox.api.resources import for_kind
         info = for_kind(doc["kind"], doc["apiVersion"])
         obj = api.create(info.plural, doc, doc["metadata"].get("namespace"))

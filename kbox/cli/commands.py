@@ -22,7 +22,8 @@ from kbox.cli.registry import CliError, Context, arguments, command
 from kbox.clock import iso_time
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
-ALL_KINDS = ["pods", "services", "daemonsets", "deployments", "replicasets", "jobs"]
+# `get all`: the "all" category in discovery order, as kubectl expands it
+ALL_KINDS = [r.plural for r in RESOURCES if "all" in r.categories]
 
 
 # ---- shared helpers -------------------------------------------------------------
@@ -1362,6 +1363,23 @@ def _events_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output")
 
 
+def _events_table(evs: list[dict[str, Any]], now: float, all_ns: bool, headers: bool = True) -> str:
+    """`kubectl events` rows: LAST SEEN with repeat counts, OBJECT as Kind/name."""
+    rows = []
+    for e in evs:
+        inv = e.get("involvedObject") or {}
+        first = e.get("firstTimestamp") or e.get("eventTime")
+        last = e.get("lastTimestamp") or first
+        seen = age(last, now)
+        if int(e.get("count") or 0) > 1:
+            seen = f"{seen} (x{e['count']} over {age(first, now)})"
+        row = [seen, e.get("type", ""), e.get("reason", ""),
+               f"{inv.get('kind', '')}/{inv.get('name', '')}", (e.get("message") or "").strip()]
+        rows.append(([e["metadata"].get("namespace", "")] if all_ns else []) + row)
+    head = (["NAMESPACE"] if all_ns else []) + ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    return output.render_rows(head if headers else None, rows)
+
+
 @command("events", "List events")
 @arguments(_events_args)
 def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
@@ -1379,7 +1397,7 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     if args.output:
         print_objects(ctx, info, evs, args.output)
     elif evs:
-        w(ctx, output.format_table(info, evs, ctx.clock.now(), namespaced_col=ns is None).rstrip("\n"))
+        w(ctx, _events_table(evs, ctx.clock.now(), ns is None).rstrip("\n"))
     elif not args.watch:
         ctx.err.write(f"No events found{f' in {ns} namespace' if ns else ''}.\n")  # type: ignore[union-attr]
     if args.watch:
@@ -1389,15 +1407,42 @@ def cmd_events(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_resources_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--namespaced", choices=["true", "false"], help="only (non-)namespaced resources")
+    p.add_argument("--api-group", help="only this API group ('' for the core group)")
+    p.add_argument("-o", "--output", choices=["wide", "name"])
+    p.add_argument("--no-headers", action="store_true")
+    p.add_argument("--sort-by", choices=["name", "kind"])
+
+
 @command("api-resources", "Print the supported API resources on the server", needs_cluster=False)
-@arguments(lambda p: p.add_argument("--namespaced", choices=["true", "false"]))
+@arguments(_api_resources_args)
 def cmd_api_resources(ctx: Context, args: argparse.Namespace) -> int:
-    rows = []
-    for r in sorted(RESOURCES, key=lambda r: (r.group, r.plural)):
-        if args.namespaced and (args.namespaced == "true") != r.namespaced:
-            continue
-        rows.append([r.plural, ",".join(r.short_names), r.api_version, str(r.namespaced).lower(), r.kind])
-    w(ctx, output.render_rows(["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"], rows).rstrip("\n"))
+    from kbox.api import metrics
+    # (name, shortnames, group, apiVersion, namespaced, kind, verbs, categories), discovery order
+    items = [(r.plural, ",".join(r.short_names), r.group, r.api_version, r.namespaced, r.kind,
+              ",".join(sorted(r.verbs)), ",".join(r.categories))
+             for r in sorted(RESOURCES, key=lambda r: (r.group, r.plural))]
+    items += [(m["name"], "", metrics.GROUP, metrics.API_VERSION, m["namespaced"], m["kind"],
+               ",".join(m["verbs"]), "") for m in metrics.RESOURCES]
+    if args.namespaced:
+        items = [i for i in items if i[4] == (args.namespaced == "true")]
+    if args.api_group is not None:
+        items = [i for i in items if i[2] == args.api_group]
+    if args.sort_by == "name":
+        items.sort(key=lambda i: i[0])
+    elif args.sort_by == "kind":
+        items.sort(key=lambda i: i[5])
+    if args.output == "name":
+        for i in items:
+            w(ctx, f"{i[0]}.{i[2]}" if i[2] else i[0])
+        return 0
+    head = ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+    rows = [[i[0], i[1], i[3], str(i[4]).lower(), i[5]] for i in items]
+    if args.output == "wide":
+        head += ["VERBS", "CATEGORIES"]
+        rows = [r + [i[6], i[7]] for r, i in zip(rows, items)]
+    ctx.out.write(output.render_rows(None if args.no_headers else head, rows))  # type: ignore[union-attr]
     return 0
 
 

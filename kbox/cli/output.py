@@ -21,7 +21,7 @@ from kbox.cli.registry import CliError
 
 
 class _Dumper(yaml.SafeDumper):
-    """YAML as kubectl writes it: block style, sorted keys, no line wrapping,
+    """YAML as kubectl writes it: block style, sorted keys, lines folded at 80 columns,
     double quotes where a plain scalar would read back as another type."""
 
 
@@ -38,8 +38,9 @@ _Dumper.add_representer(str, _str_presenter)
 
 
 def to_yaml(obj: Any) -> str:
+    # width 80 folds long strings where kubectl's YAML emitter (a port of the same libyaml) does
     return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False,
-                     allow_unicode=True, width=1 << 30)
+                     allow_unicode=True)
 
 
 def to_json(obj: Any) -> str:
@@ -104,16 +105,18 @@ def format_table(info: ResourceInfo, objs: list[dict[str, Any]], now: float, *, 
 
 
 def render_rows(head: list[str] | None, rows: list[list[str]]) -> str:
-    """kubectl's tabwriter: columns padded to the widest cell plus 3 spaces."""
+    """kubectl's table tabwriter (minwidth 6, padding 3): every cell but the last is padded
+    to its column's widest cell plus three spaces, so an empty last cell leaves the padding
+    of the one before it, exactly as kubectl prints."""
     table = ([head] if head else []) + rows
     if not table:
         return ""
     ncol = max(len(r) for r in table)
-    widths = [max((len(r[i]) for r in table if i < len(r)), default=0) for i in range(ncol)]
+    widths = [max(6, max((len(r[i]) for r in table if i < len(r)), default=0) + 3)
+              for i in range(ncol)]
     lines = []
     for r in table:
-        parts = [c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
-        lines.append("   ".join(parts).rstrip())
+        lines.append("".join(c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)))
     return "\n".join(lines) + "\n"
 
 
