@@ -138,7 +138,8 @@ def base_score(pi: PodInfo, ni: NodeInfo) -> int:
 
 
 def select_host(pi: PodInfo, nodes: list[NodeInfo], rng: random.Random, *,
-                bases: list[int] | None = None, any_prefer_taints: bool = True) -> NodeInfo:
+                bases: list[int] | None = None, owner_counts: list[int] | None = None,
+                any_prefer_taints: bool = True) -> NodeInfo:
     """The highest-scoring feasible node; ties broken at random (a seeded rng is deterministic).
 
     Scores that are equal on every node are left out (a constant changes no choice);
@@ -150,7 +151,8 @@ def select_host(pi: PodInfo, nodes: list[NodeInfo], rng: random.Random, *,
     # spreading: pods of the same controller already on the node, fewer is better
     if pi.owner:
         owner = pi.owner
-        counts = [ni.owners.get(owner, 0) for ni in nodes]
+        counts = owner_counts if owner_counts is not None else \
+            [ni.owners.get(owner, 0) for ni in nodes]
         top = max(counts)
         if top:
             totals = [t - W_SPREAD * (MAX_SCORE * c // top) for t, c in zip(totals, counts)]
@@ -168,8 +170,10 @@ def select_host(pi: PodInfo, nodes: list[NodeInfo], rng: random.Random, *,
         if top:
             totals = [t + W_AFFINITY * (MAX_SCORE * c // top) for t, c in zip(totals, counts)]
     best = max(totals)
+    if totals.count(best) == 1:
+        return nodes[totals.index(best)]
     ties = [i for i, t in enumerate(totals) if t == best]
-    return nodes[ties[0] if len(ties) == 1 else ties[rng.randrange(len(ties))]]
+    return nodes[ties[rng.randrange(len(ties))]]
 
 
 def score_nodes(pi: PodInfo, nodes: list[NodeInfo]) -> list[int]:
