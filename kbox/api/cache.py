@@ -115,7 +115,7 @@ class Watcher:
 
 
 class WatchCache:
-    def __init__(self, store: Store, info: ResourceInfo, ring_size: int = 20000) -> None:
+    def __init__(self, store: Store, info: ResourceInfo, ring_size: int = 10000) -> None:
         self.store = store
         self.info = info
         self.prefix = info.prefix()

@@ -43,6 +43,7 @@ class NodePool:
         self.pods.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._holder: dict[str, str] = {}      # pod key → the node whose agent has state for it
 
     # ---- dispatch -------------------------------------------------------------
     def _on_pod(self, pod: dict[str, Any]) -> None:
@@ -57,12 +58,18 @@ class NodePool:
         pod = self.pods.get(key)
         node = (pod.get("spec") or {}).get("nodeName") if pod else None
         with self._lock:
-            owners = [a for a in self.agents.values() if key in a.records and a.name != node]
+            held_by = self._holder.get(key)
+            other = self.agents.get(held_by) if held_by and held_by != node else None
             agent = self.agents.get(node) if node else None
-        for other in owners:          # gone, or moved away (a recreated pod of the same name)
+        if other is not None:         # gone, or moved away (a recreated pod of the same name)
             other.forget_pod(key)
         if pod is not None and agent is not None:
             agent.sync_pod(key, pod)
+        with self._lock:
+            if agent is not None and key in agent.records:
+                self._holder[key] = agent.name
+            elif self._holder.get(key) != (agent.name if agent else None) or pod is None:
+                self._holder.pop(key, None)
 
     def process_next(self, timeout: float | None = None) -> bool:
         key = self.queue.get(timeout) if timeout != 0 else self.queue.try_get()
