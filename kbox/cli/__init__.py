@@ -11,6 +11,7 @@ import sys
 
 from kbox.cli import commands as _commands  # noqa: F401  (registers the verbs)
 from kbox.cli import lifecycle as _lifecycle  # noqa: F401
+from kbox.api.errors import ApiError
 from kbox.cli.registry import COMMANDS, CliError, Context, parse
 
 GLOBAL_FLAGS = ("--cluster",)
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sys.stderr.write(f"error: {e.message}\n")
         return e.code or 1
+    cluster = cluster or getattr(args, "cluster", None)
     client = ops = None
     try:
         if cmd.needs_cluster or (cmd.name == "version" and not getattr(args, "client", False)):
@@ -56,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         msg = e.message
         sys.stderr.write(msg + "\n" if msg.startswith(("Error from server", "The ", "kbox:")) else f"error: {msg}\n")
         return e.code or 1
+    except ApiError as e:
+        from kbox.cli.util import api_error_text
+        sys.stderr.write(api_error_text(e) + "\n")
+        return 1
     except KeyboardInterrupt:
         return 130
     finally:

@@ -1149,8 +1149,9 @@ def cmd_drain(ctx: Context, args: argparse.Namespace) -> int:
     timeout = parse_duration(args.timeout, 0) or 3600.0
     for n in args.node:
         _set_unschedulable(ctx, [n], True)
-        pods = ctx.client.list("pods", field_selector=f"spec.nodeName={n}")["items"]
-        unmanaged, daemons, evict = [], [], []
+        from kbox.cli.util import list_filtered
+        pods = list_filtered(ctx.client, "pods", None, f"spec.nodeName={n}")
+        unmanaged, daemons, evict, local = [], [], [], []
         for p in pods:
             if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
                 evict.append(p)
@@ -1160,8 +1161,11 @@ def cmd_drain(ctx: Context, args: argparse.Namespace) -> int:
                 unmanaged.append(p)
             elif owner.get("kind") == "DaemonSet":
                 daemons.append(p)
+                continue
             else:
                 evict.append(p)
+            if any("emptyDir" in v for v in (p.get("spec") or {}).get("volumes") or []):
+                local.append(p)
         problems = []
         if unmanaged and not args.force:
             problems.append("cannot delete Pods that declare no controller (use --force to override): "
@@ -1169,8 +1173,13 @@ def cmd_drain(ctx: Context, args: argparse.Namespace) -> int:
         if daemons and not args.ignore_daemonsets:
             problems.append("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): "
                             + ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in daemons))
+        if local and not getattr(args, "delete_emptydir_data", False):
+            problems.append("cannot delete Pods with local storage (use --delete-emptydir-data to override): "
+                            + ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in local))
         if problems:
-            raise CliError(f"unable to drain node \"{n}\" due to error: {'; '.join(problems)}, continuing "
+            # kubectl aggregates several errors as [a, b]
+            what = problems[0] if len(problems) == 1 else "[" + ", ".join(problems) + "]"
+            raise CliError(f"unable to drain node \"{n}\" due to error: {what}, continuing "
                            f"command...\nThere are pending nodes to be drained:\n {n}")
         if daemons:
             ctx.err.write("Warning: ignoring DaemonSet-managed Pods: " + ", ".join(  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ import shlex
 import time
 from typing import TextIO
 
+from kbox.api.errors import ApiError
 from kbox.cli.registry import CliError, Context, parse
 
 
@@ -73,6 +74,10 @@ def run_lines(lines: list[str], ctx: Context, source: str = "script") -> int:
         except CliError as e:
             tee_err.write(e.message + "\n" if e.message.startswith(("Error from server", "The ")) else f"error: {e.message}\n")
             rc = e.code or 1
+        except ApiError as e:
+            from kbox.cli.util import api_error_text
+            tee_err.write(api_error_text(e) + "\n")
+            rc = 1
         last_output = tee_out.getvalue() + tee_err.getvalue()
         if rc != 0:
             err.write(f"{source}:{number}: command failed (exit {rc}): {line}\n")  # type: ignore[union-attr]
@@ -86,6 +91,14 @@ def _read(path: str) -> list[str]:
             return f.read().splitlines()
     except OSError as e:
         raise CliError(f"cannot read script {path}: {e.strerror}")
+
+
+def run_script(path: str, ctx: Context) -> int:
+    """Run a script file against `ctx` (any client + ops); `apply -f` paths are relative
+    to the script's folder. Used by `kbox up --script` and the dashboard."""
+    import dataclasses
+    sub = dataclasses.replace(ctx, base_dir=os.path.dirname(os.path.abspath(path)))
+    return run_lines(_read(path), sub, path)
 
 
 def run_script_on_cluster(path: str, cluster, out: TextIO, err: TextIO) -> int:
