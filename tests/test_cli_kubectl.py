@@ -75,6 +75,10 @@ COMMANDS = [
     "get pods -l app=web -o jsonpath={.items[*].metadata.name}",
     "get pods -o custom-columns=NAME:.metadata.name,NODE:.spec.nodeName",
     "get pods --sort-by=.metadata.name -o name",
+    "rollout history deploy/web",
+    "rollout history deploy/web --revision=2",
+    "rollout history deploy/web --revision=7",
+    "rollout status deploy/web --timeout=1s",
     "get pod nope",
     "get foos",
 ]

@@ -893,12 +893,26 @@ def cmd_rollout(ctx: Context, args: argparse.Namespace) -> int:
                     raise CliError("timed out waiting for the condition")
                 time.sleep(0.2)
         if args.action == "history":
+            from kbox.cli import describe as describing
+            from kbox.cli.tabwriter import render
+            revisions = rollout.history(ctx.client, ns, name)
             if args.revision:
-                tmpl = rollout.revision_template(ctx.client, ns, name, args.revision)
-                w(ctx, f"{r} with revision #{args.revision}\n" + output.to_yaml(tmpl))
+                found = [(cause, rs) for rev, cause, rs in revisions if rev == args.revision]
+                if not found:
+                    raise CliError(f"unable to find the specified revision")
+                cause, rs = found[0]
+                tmpl = json.loads(json.dumps((rs.get("spec") or {}).get("template") or {}))
+                if cause:
+                    tmpl.setdefault("metadata", {}).setdefault("annotations", {})[
+                        rollout.CHANGE_CAUSE] = cause
+                # kubectl prints the template with raw tabs here (no alignment)
+                pw = describing._W()
+                describing._pod_template(pw, tmpl)
+                w(ctx, f"{r} with revision #{args.revision}\n" + "".join(pw.parts) + "\n")
                 return 0
-            rows = [[str(rev), cause or "<none>"] for rev, cause, _ in rollout.history(ctx.client, ns, name)]
-            w(ctx, f"{r}\n" + output.render_rows(["REVISION", "CHANGE-CAUSE"], rows).rstrip("\n"))
+            table = "REVISION\tCHANGE-CAUSE\n" + "".join(
+                f"{rev}\t{cause or '<none>'}\n" for rev, cause, _ in revisions)
+            w(ctx, f"{r} \n" + render(table) + "\n")
             return 0
         if args.action == "undo":
             w(ctx, f"{r} {rollout.undo(ctx.client, ns, name, args.to_revision)}")
@@ -911,7 +925,10 @@ def cmd_rollout(ctx: Context, args: argparse.Namespace) -> int:
     except ApiError as e:
         raise api_error(e)
     except rollout.RolloutError as e:
-        raise CliError(str(e))
+        msg = str(e)
+        if msg.startswith("can't restart"):
+            msg = f'{info.group_resource} "{name}" {msg}'   # kubectl names the object here
+        raise CliError(msg)
     return 0
 
 
