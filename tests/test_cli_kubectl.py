@@ -53,7 +53,7 @@ COMMANDS = [
     "describe svc web",
     "describe svc web-public",
     "describe ns shop",
-    "describe cm web-config",
+    # (not `describe cm`: kubectl prints a ConfigMap's keys in Go's random map order)
     "describe secret web-token",
     "describe node kbox-worker",
     "describe node kbox-worker2",
