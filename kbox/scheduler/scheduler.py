@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from itertools import islice
 from typing import Any
 
 from kbox.api.client import Client
@@ -138,8 +137,9 @@ class Scheduler:
             return False
         pi = qp.pi
         cur = self.pod_informer.get(pi.key)
-        if cur is None or not self._responsible(cur) or _assigned(cur) or \
-                (cur.get("metadata") or {}).get("uid") != pi.uid:
+        meta = (cur or {}).get("metadata") or {}
+        if cur is None or not self._responsible(cur) or _assigned(cur) or _terminal(cur) or \
+                meta.get("uid") != pi.uid or meta.get("deletionTimestamp"):
             self.queue.done(qp)
             return True
         with self._lock:
@@ -175,43 +175,44 @@ class Scheduler:
             self._node_ring = self._node_list * 2
             self._ring_dirty = False
         feasible: list[NodeInfo] = []
-        bases: list[int] = []
-        counts: list[int] = []
-        add_node, add_base, add_count = feasible.append, bases.append, counts.append
         failures: list = []
-        found = processed = 0
         cpu, mem, sig, owner = pi.cpu, pi.mem, pi.sig, pi.owner
         simple = pi.simple
-        # the node list twice over: the round-robin window is a slice, not a copy
-        for ni in islice(self._node_ring, start, start + n):
-            processed += 1
-            # the fast path: untainted schedulable nodes with room (blocked nodes have -1 room),
-            # and the node's cached base score when nothing changed since the last such pod
-            if simple and cpu <= ni.free_cpu and mem <= ni.free_mem and ni.free_pods > 0:
-                add_node(ni)
-                add_base(ni.sc_val if ni.sc_sig is sig and ni.sc_gen == ni.generation
-                         else base_score(pi, ni))
-                if owner:
-                    add_count(ni.owners.get(owner, 0))
-                found += 1
-                if found >= want:
-                    break
-                continue
-            f = run_filters(pi, ni)
-            if f is None:
-                add_node(ni)
-                add_base(base_score(pi, ni))
-                if owner:
-                    add_count(ni.owners.get(owner, 0))
-                found += 1
-                if found >= want:
-                    break
-            else:
-                failures.append(f)
-        self._next_start = (start + processed) % n
+        # Walk the ring (the node list twice over) from the round-robin start, in chunks no
+        # larger than what is still wanted, so exactly the nodes kube-scheduler would look at
+        # are looked at; a chunk that passes the fast check whole costs one comprehension.
+        ring = self._node_ring
+        pos, end = start, start + n
+        while pos < end:
+            need = want - len(feasible)
+            if need <= 0:
+                break
+            chunk = ring[pos:min(pos + need, end)]
+            pos += len(chunk)
+            if simple:
+                # untainted schedulable nodes with room (blocked nodes have -1 room)
+                ok = [ni for ni in chunk
+                      if cpu <= ni.free_cpu and mem <= ni.free_mem and ni.free_pods > 0]
+                if len(ok) == len(chunk):
+                    feasible += ok
+                    continue
+            for ni in chunk:
+                if simple and cpu <= ni.free_cpu and mem <= ni.free_mem and ni.free_pods > 0:
+                    feasible.append(ni)
+                    continue
+                f = run_filters(pi, ni)
+                if f is None:
+                    feasible.append(ni)
+                else:
+                    failures.append(f)
+        self._next_start = (pos - start + start) % n
         if not feasible:
             return None, failures, n
-        return select_host(pi, feasible, self.rng, bases=bases, owner_counts=counts if owner else None,
+        # each node's cached base score, when nothing changed since a pod of the same shape
+        bases = [ni.sc_val if ni.sc_sig is sig and ni.sc_gen == ni.generation
+                 else base_score(pi, ni) for ni in feasible]
+        counts = [ni.owners.get(owner, 0) for ni in feasible] if owner else None
+        return select_host(pi, feasible, self.rng, bases=bases, owner_counts=counts,
                            any_prefer_taints=self._prefer_taint_nodes > 0), failures, n
 
     def _assume(self, pi: PodInfo, node: NodeInfo) -> None:
@@ -329,11 +330,16 @@ class Scheduler:
             self._node_list.append(ni)     # O(1); the scheduling cycle reads it under this lock
             self._ring_dirty = True
 
+    def _pending_for_us(self, pod: Obj) -> bool:
+        """Unassigned, ours, not being deleted and not finished: a pod to schedule."""
+        return (not _assigned(pod) and self._responsible(pod) and not _terminal(pod)
+                and not (pod.get("metadata") or {}).get("deletionTimestamp"))
+
     def _on_pod_add(self, pod: Obj) -> None:
         if _assigned(pod):
             if not _terminal(pod):
                 self._cache_pod(pod)
-        elif self._responsible(pod) and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+        elif self._pending_for_us(pod):
             self.queue.add(PodInfo(pod))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
@@ -347,7 +353,10 @@ class Scheduler:
             else:
                 self._cache_pod(new)
             return
-        if self._responsible(new) and not (new.get("metadata") or {}).get("deletionTimestamp"):
+        if _assigned(old) and self._uncache_pod(key):
+            # the node assignment went away: its room is free again, and the pod may need a node
+            self.queue.move_all("AssignedPodUnbound")
+        if self._pending_for_us(new):
             self.queue.update(PodInfo(new))
         else:
             self.queue.delete(key)
