@@ -308,3 +308,37 @@ def test_unknown_command_and_flag_change_nothing(cli):
     assert "Did you mean this?\n\tapply" in err
     _, err = _unchanged(cli, "apply -f web.yaml --bogus")
     assert err == "error: unknown flag: --bogus\n"
+
+
+# ---- get -w --------------------------------------------------------------------------------
+
+def test_get_watch_prints_changes_until_max_events(cli):
+    import threading
+    cli("create configmap first --from-literal=a=1")
+    ctx = Context(client=cli.client, out=io.StringIO(), err=io.StringIO(), clock=cli.clock)
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("rc", execute(ctx, "get cm -w --max-events=2")))
+    t.start()
+    import time
+    deadline = time.time() + 5
+    while "first" not in ctx.out.getvalue() and time.time() < deadline:
+        time.sleep(0.01)
+    cli.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "second"}},
+                      "default")
+    cli.client.delete("configmaps", "first", "default")
+    t.join(10)
+    assert result.get("rc") == 0
+    lines = ctx.out.getvalue().splitlines()
+    assert lines[0].split() == ["NAME", "DATA", "AGE"]
+    assert [ln.split()[0] for ln in lines[1:]] == ["first", "second", "first"]
+
+
+def test_get_watch_stops_on_ctx_stop(cli):
+    import threading
+    ctx = Context(client=cli.client, out=io.StringIO(), err=io.StringIO(), clock=cli.clock)
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("rc", execute(ctx, "get cm -w")))
+    t.start()
+    ctx.stop.set()
+    t.join(10)
+    assert not t.is_alive() and result.get("rc") == 0

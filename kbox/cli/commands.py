@@ -238,6 +238,15 @@ def _watch_rows(ctx: Context, info: ResourceInfo, ns: str | None, args: argparse
                               resource_version=lst["metadata"]["resourceVersion"],
                               timeout_seconds=parse_duration(args.timeout, 0) or None)
     seen = 0
+    import threading
+    done = threading.Event()
+
+    def interrupt() -> None:   # ctx.stop (dashboard, Ctrl-C handler) ends the watch
+        while not done.wait(0.2):
+            if ctx.stop.is_set():
+                stream.close()
+                return
+    threading.Thread(target=interrupt, daemon=True, name="kbox-get-watch").start()
     try:
         for etype, obj in stream:
             if etype in ("BOOKMARK", "ERROR"):
@@ -253,6 +262,7 @@ def _watch_rows(ctx: Context, info: ResourceInfo, ns: str | None, args: argparse
     except KeyboardInterrupt:
         pass
     finally:
+        done.set()
         stream.close()
 
 
@@ -786,7 +796,7 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
             else:
                 raise CliError("resource(s) were provided, but no name was specified")
     if not work and (args.selector or args.all):
-        w(ctx, "No resources found")
+        ctx.err.write("No resources found\n")  # type: ignore[union-attr]
         return 0
     rc = 0
     deleted = []
@@ -794,7 +804,8 @@ def cmd_delete(ctx: Context, args: argparse.Namespace) -> int:
         try:
             obj = ctx.client.delete(info.plural, name, ons, propagation_policy=policy,
                                     grace_period_seconds=grace)
-            w(ctx, f'{info.singular}{"." + info.group if info.group else ""} "{name}" deleted')
+            verb = "force deleted" if args.force and grace == 0 else "deleted"
+            w(ctx, f'{info.singular}{"." + info.group if info.group else ""} "{name}" {verb}')
             deleted.append((info, name, ons, (obj.get("metadata") or {}).get("uid")))
         except ApiError as e:
             if e.code == 404 and args.ignore_not_found:
@@ -1318,6 +1329,9 @@ def _top_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?")
     add_ns(p, True)
     p.add_argument("--no-headers", action="store_true")
+    p.add_argument("-l", "--selector", help="label selector")
+    p.add_argument("--containers", action="store_true", help="pods: one row per container")
+    p.add_argument("--sort-by", choices=["cpu", "memory"], help="highest usage first")
 
 
 def _cpu_m(q: str) -> int:
@@ -1359,17 +1373,28 @@ def cmd_top(ctx: Context, args: argparse.Namespace) -> int:
         else:
             ns = None if args.all_namespaces else namespace_of(ctx, args)
             metrics = ctx.client.get_metrics("pods", ns)["items"]
-            rows = []
+            from kbox.api.selectors import parse_label_selector
+            sel = parse_label_selector(args.selector) if args.selector else None
+            scored = []
             for m in sorted(metrics, key=lambda x: (x["metadata"].get("namespace", ""), x["metadata"]["name"])):
                 if args.name and m["metadata"]["name"] != args.name:
                     continue
+                if sel is not None and not sel.matches(m["metadata"].get("labels") or {}):
+                    continue
+                pre = [m["metadata"].get("namespace", "")] if ns is None else []
+                if args.containers:
+                    for c in m.get("containers") or []:
+                        cpu, mem = _cpu_m(c["usage"]["cpu"]), _mem_mi(c["usage"]["memory"])
+                        scored.append((cpu, mem, pre + [m["metadata"]["name"], c["name"], f"{cpu}m", f"{mem}Mi"]))
+                    continue
                 cpu = sum(_cpu_m(c["usage"]["cpu"]) for c in m.get("containers") or [])
                 mem = sum(_mem_mi(c["usage"]["memory"]) for c in m.get("containers") or [])
-                row = [m["metadata"]["name"], f"{cpu}m", f"{mem}Mi"]
-                if ns is None:
-                    row.insert(0, m["metadata"].get("namespace", ""))
-                rows.append(row)
-            head = ["NAME", "CPU(cores)", "MEMORY(bytes)"] if ns else ["NAMESPACE", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+                scored.append((cpu, mem, pre + [m["metadata"]["name"], f"{cpu}m", f"{mem}Mi"]))
+            if args.sort_by:
+                scored.sort(key=lambda r: -(r[0] if args.sort_by == "cpu" else r[1]))
+            rows = [r[2] for r in scored]
+            head = (["NAMESPACE"] if ns is None else []) + (["POD", "NAME"] if args.containers else ["NAME"]) \
+                + ["CPU(cores)", "MEMORY(bytes)"]
             if not rows:
                 ctx.err.write(f"No resources found{f' in {ns} namespace' if ns else ''}.\n")  # type: ignore[union-attr]
                 return 0
