@@ -205,7 +205,7 @@ class Scheduler:
                     feasible.append(ni)
                 else:
                     failures.append(f)
-        self._next_start = (pos - start + start) % n
+        self._next_start = pos % n
         if not feasible:
             return None, failures, n
         # each node's cached base score, when nothing changed since a pod of the same shape
