@@ -105,3 +105,35 @@ def test_orphan_strips_owner_references(env):
     assert len(pods) == 2
     assert all(not p["metadata"].get("ownerReferences") for p in pods)
     env.client.get("deployments", "web", NS)
+
+
+def test_non_workload_dependents_are_collected(env):
+    d, _ = make_chain(env)
+    env.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "web-conf", "ownerReferences": [owner_reference(d)]},
+                                     "data": {"a": "1"}}, NS)
+    node = env.client.create("nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n9"}})
+    env.client.create("leases", {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                                 "metadata": {"name": "n9", "namespace": "kube-node-lease",
+                                              "ownerReferences": [{"apiVersion": "v1", "kind": "Node",
+                                                                   "name": "n9", "uid": node["metadata"]["uid"]}]},
+                                 "spec": {"holderIdentity": "n9"}}, "kube-node-lease")
+    env.settle()
+    env.client.get("configmaps", "web-conf", NS)
+    env.client.delete("deployments", "web", NS)
+    env.client.delete("nodes", "n9")
+    env.settle()
+    assert gone(env, "configmaps", "web-conf")
+    with pytest.raises(ApiError) as e:
+        env.client.get("leases", "n9", "kube-node-lease")
+    assert e.value.code == 404
+
+
+@pytest.mark.parametrize("policy", ["Foreground", "Orphan"])
+def test_any_kind_deleted_with_a_propagation_finalizer_goes(env, policy):
+    env.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "plain"}}, NS)
+    out = env.client.delete("configmaps", "plain", NS, propagation_policy=policy)
+    assert out["metadata"]["finalizers"]
+    env.settle()
+    assert gone(env, "configmaps", "plain")

@@ -57,3 +57,20 @@ def test_live_namespace_untouched(env):
                                      "metadata": {"name": "cfg"}}, "default")
     env.settle()
     env.client.get("configmaps", "cfg", "default")
+
+
+def test_foreground_namespace_deletion_with_the_collector(env):
+    from kbox.controllers.gc import GarbageCollector
+    env.add(GarbageCollector)
+    env.informers.start()   # the collector's new informers
+    env.client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": "fg"}, "spec": {"finalizers": ["kubernetes"]}})
+    env.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "cfg"}}, "fg")
+    env.settle()
+    out = env.client.delete("namespaces", "fg", propagation_policy="Foreground")
+    assert out["metadata"]["finalizers"] == ["foregroundDeletion"]
+    env.settle()
+    with pytest.raises(ApiError) as ei:
+        env.client.get("namespaces", "fg")
+    assert ei.value.code == 404

@@ -57,8 +57,8 @@ def test_dead_node_goes_unknown_tainted_evicted_and_recovers(env):
     assert (UNREACHABLE, "NoExecute") in taints and (UNREACHABLE, "NoSchedule") in taints
     assert taints[(UNREACHABLE, "NoExecute")]["timeAdded"]
     assert "timeAdded" not in taints[(UNREACHABLE, "NoSchedule")]
-    ev = env.events("NodeNotReady")
-    assert ev and ev[0]["message"] == "Node n1 status is now: NodeNotReady"
+    ev = [e for e in env.events("NodeNotReady") if e["involvedObject"]["kind"] == "Node"]
+    assert len(ev) == 1 and ev[0]["message"] == "Node n1 status is now: NodeNotReady"
     assert ev[0]["source"]["component"] == "node-controller"
     # pods on it are not ready any more; the intolerant one is deleted at once
     web = env.client.get("pods", "web-x", NS)
@@ -70,6 +70,9 @@ def test_dead_node_goes_unknown_tainted_evicted_and_recovers(env):
     assert not env.client.get("pods", "web-x", NS)["metadata"].get("deletionTimestamp")
     env.advance(1.5, step=0.5)
     assert env.client.get("pods", "web-x", NS)["metadata"].get("deletionTimestamp")
+    pod_ev = [e for e in env.events("NodeNotReady") if e["involvedObject"]["kind"] == "Pod"]
+    assert {e["involvedObject"]["name"] for e in pod_ev} == {"web-x", "bare"}
+    assert all(e["type"] == "Warning" and e["message"] == "Node is not ready" for e in pod_ev)
     msgs = {e["message"] for e in env.events("TaintManagerEviction")}
     assert msgs == {"Marking for deletion Pod default/web-x", "Marking for deletion Pod default/bare"}
     # the kubelet comes back: taints go
@@ -90,6 +93,23 @@ def test_not_ready_node_gets_not_ready_taints(env):
     keys = {(t["key"], t["effect"]) for t in env.client.get("nodes", "n1")["spec"]["taints"]}
     assert keys == {("node.kubernetes.io/not-ready", "NoExecute"),
                     ("node.kubernetes.io/not-ready", "NoSchedule")}
+
+
+def test_kubelet_reporting_not_ready_marks_pods_not_ready(env):
+    env.make_node("n1")
+    env.start()
+    tol = [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}]
+    env.make_pod("p", node="n1", ready=True, ip="10.244.0.7", tolerations=tol)
+    env.settle()
+    env.heartbeat("n1", ready=False)
+    env.settle()
+    pod = env.client.get("pods", "p", NS)
+    assert next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["status"] == "False"
+    assert not pod["metadata"].get("deletionTimestamp")   # tolerated forever
+    node_ev = [e for e in env.events("NodeNotReady") if e["involvedObject"]["kind"] == "Node"]
+    assert [e["message"] for e in node_ev] == ["Node n1 status is now: NodeNotReady"]
+    pod_ev = [e for e in env.events("NodeNotReady") if e["involvedObject"]["kind"] == "Pod"]
+    assert [e["message"] for e in pod_ev] == ["Node is not ready"]
 
 
 def test_unschedulable_taint_and_foreign_taints_kept(env):

@@ -1,8 +1,13 @@
 """The garbage collector: deletes what nobody owns any more.
 
 As kube-controller-manager's garbage collector, over the ownerReference
-graph of the workload resources (pods, replicasets, deployments, jobs,
-daemonsets, controllerrevisions), read from the shared informers:
+graph of every resource the API serves except events (as kube ignores
+them), read from the shared informers. Every kind must be watched, not only
+the workloads: a delete with propagationPolicy Foreground or Orphan puts a
+finalizer on *any* object, and only the collector ever takes it off (a
+ConfigMap or Namespace deleted with --cascade=foreground would otherwise
+hang); and dependents are often not workloads (a node's Lease is owned by
+its Node, an operator's ConfigMap by its Deployment).
 
 - Background: when an object's owners are all gone (absent, or replaced by
   a new object with another uid — checked against the API before acting,
@@ -24,7 +29,7 @@ from typing import Any
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
 from kbox.api.objects import Obj, deep_copy, key_of, split_key
-from kbox.api.resources import for_kind
+from kbox.api.resources import RESOURCES, for_kind
 from kbox.clock import Clock
 from kbox.controllers.base import Controller
 from kbox.controllers.events import EventRecorder
@@ -32,7 +37,18 @@ from kbox.controllers.informer import InformerFactory
 
 log = logging.getLogger(__name__)
 
-GC_RESOURCES = ("pods", "replicasets", "deployments", "jobs", "daemonsets", "controllerrevisions")
+#: resources the collector never watches (high volume, never owners in practice)
+IGNORED_RESOURCES = frozenset({"events"})
+
+
+def default_resources() -> tuple[str, ...]:
+    """Every listable, watchable, deletable resource in the table, minus the ignored."""
+    return tuple(r.plural for r in RESOURCES
+                 if r.plural not in IGNORED_RESOURCES
+                 and {"list", "watch", "delete"} <= set(r.verbs))
+
+
+GC_RESOURCES = default_resources()
 OWNER_INDEX = "owner"
 UID_INDEX = "uid"
 FOREGROUND = "foregroundDeletion"
@@ -54,8 +70,10 @@ class GarbageCollector(Controller):
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None,
-                 resources: tuple[str, ...] = GC_RESOURCES) -> None:
+                 resources: tuple[str, ...] | None = None) -> None:
         super().__init__(client, informers, clock, recorder=recorder)
+        if resources is None:
+            resources = default_resources()   # resources registered since import count too
         self.informers_by_resource = {}
         for res in resources:
             inf = informers.informer(res)

@@ -39,9 +39,6 @@ def _optional(module: str, cls: str) -> Callable[..., Controller] | None:
 class ControllerManager:
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock,
                  config: ClusterConfig | None = None) -> None:
-        from kbox.controllers.deployment import DeploymentController
-        from kbox.controllers.replicaset import ReplicaSetController
-
         self.client = client
         self.informers = informers
         self.clock = clock
@@ -53,9 +50,9 @@ class ControllerManager:
             if c is not None:
                 self.by_name[c.name] = c
 
-        add(ReplicaSetController(client, informers, clock))
-        add(DeploymentController(client, informers, clock))
         specs: list[tuple[str, str, dict[str, Any]]] = [
+            ("replicaset", "ReplicaSetController", {}),
+            ("deployment", "DeploymentController", {}),
             ("job", "JobController", {}),
             ("daemonset", "DaemonSetController", {}),
             ("nodelifecycle", "NodeLifecycleController",

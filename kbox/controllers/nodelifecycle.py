@@ -8,7 +8,9 @@ and pod GC controllers do, at the scale of one machine:
   `node_monitor_grace_period` (measured on our own clock from when we last
   *saw* a change, as kube does, so clock skew never matters) every condition
   becomes Unknown ("Kubelet stopped posting node status."), a NodeNotReady
-  event is recorded and the node's pods are marked Ready=False.
+  event is recorded. Whenever Ready leaves True (Unknown from here, or False
+  from the kubelet) the node's pods are marked Ready=False, each with a
+  Warning NodeNotReady "Node is not ready" event (MarkPodsNotReady).
 - Taints from conditions: Ready=Unknown → node.kubernetes.io/unreachable,
   Ready=False → node.kubernetes.io/not-ready, both as NoExecute (with
   timeAdded) and NoSchedule; spec.unschedulable → unschedulable:NoSchedule;
@@ -128,9 +130,13 @@ class NodeLifecycleController(Controller):
         self.grace_period = grace_period
         self.cidr = ipaddress.ip_network(cidr)
         self.node_informer = informers.informer("nodes")
-        self.lease_informer = informers.informer("leases", LEASE_NAMESPACE)
+        # all namespaces: the same shared informer the garbage collector watches
+        self.lease_informer = informers.informer("leases")
         self.pod_informer = informers.informer("pods")
         self._health: dict[str, _Health] = {}
+        # the Ready status each node had when we last synced it: pods are marked
+        # not ready on the transition away from True, once
+        self._ready_seen: dict[str, str | None] = {}
         # CIDRs handed out by us, so two nodes never get one before the cache shows it
         self._allocated: dict[str, str] = {}
         self.node_informer.add_handler(self._node_added, self._node_updated, self._node_deleted)
@@ -221,7 +227,7 @@ class NodeLifecycleController(Controller):
             raise
         self.recorder.normal(node, "NodeNotReady",
                              f"Node {node['metadata']['name']} status is now: NodeNotReady")
-        self._mark_pods_not_ready(node["metadata"]["name"])
+        # the transition itself (pods not ready, taints) is handled by the node's sync
         self.enqueue("node:" + node["metadata"]["name"])
 
     def _mark_pods_not_ready(self, node_name: str) -> None:
@@ -241,6 +247,8 @@ class NodeLifecycleController(Controller):
             except ApiError as e:
                 if e.code not in (404, 409):
                     raise
+                continue
+            self.recorder.warning(pod, "NodeNotReady", "Node is not ready")
 
     # ---- one node: CIDR, taints, evictions -------------------------------------------
     def _sync_node(self, name: str) -> None:
@@ -251,6 +259,13 @@ class NodeLifecycleController(Controller):
         if not spec.get("podCIDR"):
             node = self._allocate_cidr(node) or node
             spec = node.get("spec") or {}
+        ready_now = (condition(node, "Ready") or {}).get("status")
+        ready_before = self._ready_seen.get(name)
+        self._ready_seen[name] = ready_now
+        if ready_before == "True" and ready_now != "True":
+            if ready_now == "False":   # Unknown was announced by _mark_unknown already
+                self.recorder.normal(node, "NodeNotReady", f"Node {name} status is now: NodeNotReady")
+            self._mark_pods_not_ready(name)
         want = self._desired_taints(node)
         if want != (spec.get("taints") or []):
             new = deep_copy(node)
@@ -350,6 +365,7 @@ class NodeLifecycleController(Controller):
     def _node_gone(self, name: str) -> None:
         """Pod GC: nothing will ever run or finish the pods of a deleted node."""
         self._health.pop(name, None)
+        self._ready_seen.pop(name, None)
         for c in [c for c, owner in self._allocated.items() if owner == name]:
             del self._allocated[c]
         if self.node_informer.get(name) is not None:
