@@ -154,3 +154,36 @@ def test_scheduled_event_text(env):
     assert len(ev) == 1 and ev[0]["type"] == "Normal"
     assert ev[0]["message"] == "Successfully assigned default/web-abc to kbox-worker2"
     assert ev[0]["source"]["component"] == "default-scheduler"
+
+
+# ---- requests: init containers and sidecars -------------------------------------------------
+def _c(cpu: str, always: bool = False) -> dict:
+    c = {"name": f"c{cpu}", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
+    if always:
+        c["restartPolicy"] = "Always"
+    return c
+
+
+def test_init_containers_count_by_the_largest_not_the_sum(env):
+    env.add_node("n1", cpu="1")
+    env.add_pod("p", cpu="500m", initContainers=[_c("900m"), _c("800m")])
+    env.schedule()
+    assert env.node_of("p") == "n1"
+    assert env.sched.node_info("n1").req_cpu == 900
+
+
+def test_sidecar_init_containers_add_to_the_app_containers(env):
+    env.add_node("n1", cpu="1")
+    # sidecar 300m runs alongside the 800m app container: 1100m > 1 cpu
+    env.add_pod("p", cpu="800m", initContainers=[_c("300m", always=True)])
+    env.schedule()
+    assert env.node_of("p") is None
+    assert env.events("FailedScheduling", "p")[0]["message"].startswith(
+        "0/1 nodes are available: 1 Insufficient cpu.")
+    # and to every init container started after it: 300m + 600m = 900m > 500m + 300m
+    env.client.delete("pods", "p", NS)
+    env.add_node("n2", cpu="2")
+    env.add_pod("q", cpu="500m", initContainers=[_c("300m", always=True), _c("600m")])
+    env.schedule()
+    assert env.node_of("q") == "n2"
+    assert env.sched.node_info("n2").req_cpu == 900

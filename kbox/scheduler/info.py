@@ -179,17 +179,35 @@ class PodInfo:
                 hp = p.get("hostPort")
                 if hp:
                     ports.append((p.get("hostIP") or "0.0.0.0", p.get("protocol") or "TCP", int(hp)))
+        # Init containers run one at a time before the app containers, so the pod needs the
+        # largest of them; a sidecar (restartPolicy Always) keeps running, so it adds to every
+        # init container after it and to the app containers.
+        side = [0, 0, 0, 0]                       # cpu, mem, nz cpu, nz mem of sidecars so far
+        side_other: dict[str, int] = {}
+        peak = [0, 0, 0, 0]
+        peak_other: dict[str, int] = {}
         for c in spec.get("initContainers") or []:
             req = (c.get("resources") or {}).get("requests") or {}
             icpu = cpu_millis(req.get("cpu"))
             imem = units(req.get("memory"))
-            cpu = max(cpu, icpu)
-            mem = max(mem, imem)
-            nz_cpu = max(nz_cpu, icpu)
-            nz_mem = max(nz_mem, imem)
-            for r, q in req.items():
-                if r not in ("cpu", "memory"):
-                    other[r] = max(other.get(r, 0), amount(r, q))
+            vals = (icpu, imem, icpu if "cpu" in req else DEFAULT_MILLI_CPU_REQUEST,
+                    imem if "memory" in req else DEFAULT_MEMORY_REQUEST)
+            extra = {r: amount(r, q) for r, q in req.items() if r not in ("cpu", "memory")}
+            for i in range(4):
+                peak[i] = max(peak[i], side[i] + vals[i])
+            for r, v in extra.items():
+                peak_other[r] = max(peak_other.get(r, 0), side_other.get(r, 0) + v)
+            if c.get("restartPolicy") == "Always":
+                for i in range(4):
+                    side[i] += vals[i]
+                for r, v in extra.items():
+                    side_other[r] = side_other.get(r, 0) + v
+        cpu = max(cpu + side[0], peak[0])
+        mem = max(mem + side[1], peak[1])
+        nz_cpu = max(nz_cpu + side[2], peak[2])
+        nz_mem = max(nz_mem + side[3], peak[3])
+        for r in set(other) | set(side_other) | set(peak_other):
+            other[r] = max(other.get(r, 0) + side_other.get(r, 0), peak_other.get(r, 0))
         for r, q in (spec.get("overhead") or {}).items():
             a = amount(r, q)
             if r == "cpu":
