@@ -1,0 +1,60 @@
+"""Pods: defaults (container pull policy, probes, grace period, ...), QoS class,
+spec validation, and the update rule that a pod's spec is fixed once created
+apart from images, activeDeadlineSeconds and added tolerations.
+
+Binding a pod to a node goes through pods/binding (ApiServer.bind), never
+through an update: an update that sets or changes spec.nodeName is refused
+by the same rule, as in Kubernetes.
+"""
+
+from __future__ import annotations
+
+from kbox.api.kinds.base import KindStrategy
+from kbox.api.kinds.common import Cause, required
+from kbox.api.kinds.podspec import (default_pod, qos_class, validate_pod_spec,
+                                    validate_pod_spec_update)
+from kbox.api.models import core
+from kbox.api.models.base import check
+from kbox.api.objects import Obj
+from kbox.api.strategy import register
+
+
+@register("pods")
+class PodStrategy(KindStrategy):
+    model = None     # the spec is checked below, and only when it changed
+    field_labels = frozenset({
+        "spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+        "spec.hostNetwork", "status.phase", "status.podIP",
+        "status.nominatedNodeName"})
+    bool_fields = frozenset({"spec.hostNetwork"})
+
+    def prepare_create(self, obj: Obj) -> None:
+        obj["status"] = {"phase": "Pending"}
+
+    def prepare_status_update(self, obj: Obj, old: Obj) -> None:
+        st, ost = obj.get("status"), old.get("status") or {}
+        if isinstance(st, dict) and "qosClass" not in st and "qosClass" in ost:
+            st["qosClass"] = ost["qosClass"]     # the QoS class never changes
+
+    def apply_defaults(self, obj: Obj) -> None:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return
+        default_pod(spec)
+        st = obj.get("status")
+        if isinstance(st, dict) and "qosClass" not in st:
+            st["qosClass"] = qos_class(spec)
+
+    def validate(self, obj: Obj, old: Obj | None) -> list[Cause]:
+        spec = obj.get("spec")
+        if old is not None and spec == old.get("spec"):
+            return []      # status and metadata writes: the spec was checked when written
+        if spec is None:
+            return [required("spec.containers")]
+        causes = check(core.PodSpec, spec, "spec")
+        if causes:
+            return causes
+        causes = validate_pod_spec(spec, "spec")
+        if old is not None and not causes:
+            causes = validate_pod_spec_update(spec, old.get("spec") or {})
+        return causes
