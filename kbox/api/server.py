@@ -169,6 +169,10 @@ class ApiServer:
             raise errors.invalid(info.kind, obj["metadata"].get("name", ""), causes, info.group)
 
     def _admit(self, op: str, info: ResourceInfo, obj: Obj, old: Obj | None) -> None:
+        # a strategy may need this server's state (e.g. Service clusterIP/nodePort allocation)
+        hook = getattr(strategy_for(info), "admit", None)
+        if hook is not None:
+            hook(self, op, obj, old)
         for plugin in self.admission:
             plugin(op, info, obj, old)
 
