@@ -34,15 +34,8 @@ def w(ctx: Context, text: str = "") -> None:
 
 def api_error(e: ApiError) -> CliError:
     """kubectl's wording for a server error."""
-    if e.code == 422 and e.details.get("causes"):
-        kind = e.details.get("kind", "")
-        info = lookup(kind) if kind else None
-        kind_name = info.kind if info else kind
-        parts = [f"{c.get('field')}: {c.get('message')}" if c.get("field") else c.get("message", "")
-                 for c in e.details["causes"]]
-        body = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
-        return CliError(f'The {kind_name} "{e.details.get("name", "")}" is invalid: {body}')
-    return CliError(f"Error from server ({e.reason}): {e.message}", 1)
+    from kbox.cli.util import api_error_text
+    return CliError(api_error_text(e), 1)
 
 
 def resolve(kind: str) -> ResourceInfo:
@@ -602,12 +595,12 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
                 continue
             prev = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED)
             original = json.loads(prev) if prev else {}
-            patch = three_way_patch(original, desired, live)
-            patch.pop("status", None)
+            from kbox.cli.applypatch import apply_patch
+            patch = apply_patch(info, original, desired, live)
             if not patch:
                 w(ctx, f"{ref(info, name)} unchanged")
                 continue
-            out = ctx.client.patch(info.plural, name, patch, "merge", ns,
+            out = ctx.client.patch(info.plural, name, patch, "strategic", ns,
                                    field_manager="kubectl-client-side-apply",
                                    dry_run=args.dry_run == "server")
             same = out["metadata"].get("resourceVersion") == live["metadata"].get("resourceVersion")

@@ -80,15 +80,23 @@ def ref(info: ResourceInfo, name: str) -> str:
 
 
 def api_error_text(e: ApiError) -> str:
-    """What kubectl prints for an API error (without the trailing newline)."""
-    if e.reason == "Invalid" and e.causes:
-        kind = e.details.get("kind") or "object"
-        name = e.details.get("name", "")
-        causes = [f"{c.get('field')}: {c.get('message')}" if c.get("field") else c.get("message", "")
-                  for c in e.causes]
-        if len(causes) == 1:
-            return f'The {kind} "{name}" is invalid: {causes[0]}'
-        return f'The {kind} "{name}" is invalid: \n' + "\n".join(f"* {c}" for c in causes)
+    """What kubectl prints for an API error (without the trailing newline).
+
+    Invalid: `The Kind "name" is invalid: field: message`, several causes as
+    kubectl aggregates them: `[a: x, b: y]` (duplicates dropped).
+    """
+    if e.reason == "Invalid" and e.details:
+        kind = e.details.get("kind") or ""
+        name = e.details.get("name") or ""
+        head = f'The {kind} "{name}" is invalid' if kind or name else "The request is invalid"
+        msgs: list[str] = []
+        for c in e.causes:
+            m = f"{c.get('field', '')}: {c.get('message', '')}"
+            if m not in msgs:
+                msgs.append(m)
+        if not msgs:
+            return head
+        return f"{head}: {msgs[0] if len(msgs) == 1 else '[' + ', '.join(msgs) + ']'}"
     if e.reason and e.reason not in ("Unknown", "Failure"):
         return f"Error from server ({e.reason}): {e.message}"
     return f"Error from server: {e.message}"
