@@ -144,3 +144,45 @@ def test_suspend_deletes_running_pods(env):
     env.client.patch("jobs", "pi", {"spec": {"suspend": False}}, "merge", NS)
     env.settle()
     assert len(active_pods(env)) == 2
+
+
+def test_indexed_job_one_pod_per_index(env):
+    from kbox.controllers.job import format_indexes, parse_indexes
+    env.client.create("jobs", job("idx", completions=4, parallelism=2, completionMode="Indexed"), NS)
+    env.settle()
+    pods = active_pods(env)
+    idx = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p for p in pods}
+    assert sorted(idx) == ["0", "1"]
+    p0 = idx["0"]
+    assert p0["metadata"]["name"].startswith("idx-0-")
+    assert p0["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "0"
+    assert p0["spec"]["hostname"] == "idx-0"
+    [env_var] = p0["spec"]["containers"][0]["env"]
+    assert env_var["name"] == "JOB_COMPLETION_INDEX"
+    assert env_var["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    # index 1 succeeds, index 0 fails: after the failure backoff (which holds every new
+    # pod back, as kube's does) 0 is retried with the same index and 2 starts
+    finish(env, idx["1"])
+    finish(env, idx["0"], "Failed")
+    env.settle()
+    st = status(env, "idx")
+    assert st["completedIndexes"] == "1" and st["succeeded"] == 1 and st["failed"] == 1
+    assert active_pods(env) == []
+    env.advance(10.5)
+    running = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p
+               for p in active_pods(env)}
+    assert sorted(running) == ["0", "2"]
+    for p in running.values():
+        finish(env, p)
+    env.settle()
+    [p3] = active_pods(env)
+    assert p3["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] == "3"
+    finish(env, p3)
+    env.settle()
+    st = status(env, "idx")
+    assert st["completedIndexes"] == "0-3" and st["succeeded"] == 4
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in st["conditions"])
+    assert format_indexes({1, 3, 4, 5, 7}) == "1,3-5,7"
+    assert format_indexes({0, 1}) == "0,1"
+    assert parse_indexes("1,3-5,7", 6) == {1, 3, 4, 5}

@@ -1,7 +1,7 @@
 """The Job controller: runs pods until enough of them succeed.
 
 Behaviour copied from kube-controller-manager's job controller (NonIndexed
-completion mode):
+and Indexed completion modes):
 
 - Pods come from the template with a controller ownerReference and the
   labels batch.kubernetes.io/job-name / controller-uid (and the legacy
@@ -10,6 +10,13 @@ completion mode):
 - Up to `parallelism` pods run at once, never more than the completions
   still missing. Without `completions` (work-queue jobs) the job is done
   when a pod succeeded and none is running.
+- Indexed mode: each pod owns one completion index in 0..completions-1
+  (annotation and label batch.kubernetes.io/job-completion-index, name
+  `<job>-<index>-xxxxx`, hostname `<job>-<index>`, env JOB_COMPLETION_INDEX
+  from the annotation); missing indexes are started lowest first, a failed
+  index gets a new pod with the same index, duplicates and out-of-range
+  indexes are deleted, and the job is complete when every index succeeded
+  (status.completedIndexes "0-2,4").
 - Failed pods count against `backoffLimit` (default 6; with restartPolicy
   OnFailure container restarts count too). Past it: condition Failed,
   reason BackoffLimitExceeded, running pods deleted, Warning event.
@@ -46,6 +53,54 @@ BACKOFF_BASE = 10.0
 BACKOFF_MAX = 360.0
 LABEL_JOB_NAME = "batch.kubernetes.io/job-name"
 LABEL_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+INDEX_ENV = "JOB_COMPLETION_INDEX"
+
+
+def pod_index(pod: Obj) -> int | None:
+    """The completion index a pod of an Indexed job carries (None: missing or malformed)."""
+    raw = (pod["metadata"].get("annotations") or {}).get(INDEX_KEY)
+    if raw is None:
+        raw = (pod["metadata"].get("labels") or {}).get(INDEX_KEY)
+    try:
+        i = int(raw)
+    except (TypeError, ValueError):
+        return None
+    return i if i >= 0 else None
+
+
+def format_indexes(indexes: set[int] | list[int]) -> str:
+    """Kubernetes' interval text: sorted, runs of three or more as "a-b" ("1,3-5,7")."""
+    out: list[str] = []
+    xs = sorted(set(indexes))
+    i = 0
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[j] + 1:
+            j += 1
+        if j - i >= 2:
+            out.append(f"{xs[i]}-{xs[j]}")
+        else:
+            out.extend(str(x) for x in xs[i:j + 1])
+        i = j + 1
+    return ",".join(out)
+
+
+def parse_indexes(text: str | None, limit: int | None = None) -> set[int]:
+    out: set[int] = set()
+    for part in (text or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.update(range(int(a), int(b) + 1))
+            else:
+                out.add(int(part))
+        except ValueError:
+            continue
+    return {i for i in out if i >= 0 and (limit is None or i < limit)}
 
 
 def _cond(job: Obj, ctype: str) -> dict[str, Any] | None:
@@ -165,7 +220,16 @@ class JobController(Controller):
         completions = spec.get("completions")
         parallelism = spec.get("parallelism")
         parallelism = 1 if parallelism is None else int(parallelism)
-        n_succeeded = len(succeeded)
+        indexed = spec.get("completionMode") == "Indexed" and completions is not None
+        done_idx: set[int] = set()
+        if indexed:
+            # completed indexes are remembered in status, so a deleted succeeded pod still counts
+            done_idx = parse_indexes(old_status.get("completedIndexes"), int(completions))
+            done_idx |= {i for i in (pod_index(p) for p in succeeded)
+                         if i is not None and i < int(completions)}
+            n_succeeded = len(done_idx)
+        else:
+            n_succeeded = len(succeeded)
         iso_now = iso_time(now)
 
         failure: tuple[str, str] | None = None
@@ -219,7 +283,10 @@ class JobController(Controller):
                 sus.update({"status": "False", "reason": "JobResumed", "message": "Job resumed",
                             "lastTransitionTime": iso_now, "lastProbeTime": iso_now})
                 self.recorder.normal(job, "Resumed", "Job resumed")
-            if self.expectations.satisfied(key):
+            if self.expectations.satisfied(key) and indexed:
+                active, manage_error = self._manage_indexed(job, key, active, failed, done_idx,
+                                                            int(completions), parallelism, now)
+            elif self.expectations.satisfied(key):
                 if completions is not None:
                     want = min(parallelism, max(0, int(completions) - n_succeeded))
                 else:
@@ -241,6 +308,10 @@ class JobController(Controller):
         status["conditions"] = conds
         if not conds:
             status.pop("conditions")
+        if indexed and done_idx:
+            status["completedIndexes"] = format_indexes(done_idx)
+        elif indexed:
+            status.pop("completedIndexes", None)
         status["active"] = len(active)
         status["ready"] = sum(1 for p in active if podutil.is_pod_ready(p))
         status["succeeded"] = n_succeeded
@@ -260,7 +331,39 @@ class JobController(Controller):
         delay = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** (len(failed) - 1)))
         return max(0.0, last + delay - now)
 
-    def _create_pods(self, job: Obj, key: str, n: int) -> Exception | None:
+    def _manage_indexed(self, job: Obj, key: str, active: list[Obj], failed: list[Obj],
+                        done: set[int], completions: int, parallelism: int,
+                        now: float) -> tuple[list[Obj], Exception | None]:
+        """One pod per missing index: keep the oldest per index, start the lowest missing."""
+        keep: dict[int, Obj] = {}
+        extra: list[Obj] = []
+        for p in sorted(active, key=lambda p: (parse_time(p["metadata"].get("creationTimestamp")) or 0,
+                                               p["metadata"]["name"])):
+            i = pod_index(p)
+            if i is None or i >= completions or i in done or i in keep:
+                extra.append(p)
+            else:
+                keep[i] = p
+        over = len(keep) - parallelism
+        if over > 0:
+            # too many running (parallelism lowered): stop the highest indexes
+            for i in sorted(keep, reverse=True)[:over]:
+                extra.append(keep.pop(i))
+        if extra:
+            self._delete_pods(job, key, extra)
+        active = list(keep.values())
+        missing = [i for i in range(completions) if i not in done and i not in keep]
+        todo = missing[:max(0, parallelism - len(keep))][:self.burst]
+        if not todo:
+            return active, None
+        delay = self._backoff_remaining(failed, now)
+        if delay > 0:
+            self.queue.add_after(key, delay)
+            return active, None
+        return active, self._create_pods(job, key, len(todo), indexes=todo)
+
+    def _create_pods(self, job: Obj, key: str, n: int,
+                     indexes: list[int] | None = None) -> Exception | None:
         m = job["metadata"]
         ns = m.get("namespace")
         template = deep_copy((job.get("spec") or {}).get("template") or {})
@@ -270,9 +373,13 @@ class JobController(Controller):
         labels.setdefault("controller-uid", m.get("uid"))
         labels.setdefault("job-name", m["name"])
         self.expectations.expect_creations(key, n)
+        todo = iter(indexes or [])
 
         def create_one() -> None:
-            pod = podutil.pod_from_template(template, job)
+            if indexes is None:
+                pod = podutil.pod_from_template(template, job)
+            else:
+                pod = self._indexed_pod(template, job, next(todo))
             try:
                 created = self.client.create("pods", pod, ns)
             except ApiError as e:
@@ -284,6 +391,24 @@ class JobController(Controller):
         for _ in range(n - ok):
             self.expectations.creation_observed(key)
         return err
+
+    @staticmethod
+    def _indexed_pod(template: Obj, job: Obj, index: int) -> Obj:
+        name = job["metadata"]["name"]
+        pod = podutil.pod_from_template(template, job, generate_name=f"{name}-{index}-")
+        meta = pod["metadata"]
+        meta.setdefault("annotations", {})[INDEX_KEY] = str(index)
+        meta.setdefault("labels", {})[INDEX_KEY] = str(index)
+        spec = pod["spec"]
+        if not spec.get("hostname"):
+            spec["hostname"] = f"{name}-{index}"
+        env_var = {"name": INDEX_ENV, "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}}
+        for c in (spec.get("initContainers") or []) + (spec.get("containers") or []):
+            env = c.setdefault("env", [])
+            if not any(e.get("name") == INDEX_ENV for e in env):
+                env.append(dict(env_var, valueFrom=deep_copy(env_var["valueFrom"])))
+        return pod
 
     def _delete_pods(self, job: Obj, key: str, pods: list[Obj]) -> None:
         if not pods:
@@ -328,4 +453,4 @@ class JobController(Controller):
                 raise
 
 
-__all__ = ["JobController", "is_finished"]
+__all__ = ["JobController", "is_finished", "pod_index", "format_indexes", "parse_indexes"]
