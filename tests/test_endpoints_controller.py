@@ -94,3 +94,20 @@ def test_service_without_selector_is_left_alone(env):
                                                  "ports": [{"port": 80}]}]}, NS)
     env.settle()
     assert env.client.get("endpoints", "ext", NS)["subsets"][0]["addresses"] == [{"ip": "1.2.3.4"}]
+
+
+def test_hostname_for_pods_whose_subdomain_names_the_service():
+    from kbox.controllers.endpoints import compute_subsets
+    svc = {"metadata": {"name": "workers", "namespace": NS}, "spec": {"clusterIP": "None"}}
+
+    def pod(name, **spec):
+        return {"metadata": {"name": name, "namespace": NS, "uid": name},
+                "spec": {"nodeName": "n1", **spec},
+                "status": {"phase": "Running", "podIP": f"10.0.0.{len(name)}",
+                           "conditions": [{"type": "Ready", "status": "True"}]}}
+    [sub] = compute_subsets(svc, [pod("idx-0", hostname="idx-0", subdomain="workers"),
+                                  pod("other1", hostname="other1", subdomain="elsewhere")])
+    by_name = {a["targetRef"]["name"]: a for a in sub["addresses"]}
+    assert by_name["idx-0"]["hostname"] == "idx-0"
+    assert "hostname" not in by_name["other1"]
+    assert "ports" not in sub

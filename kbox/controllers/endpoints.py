@@ -3,7 +3,8 @@
 As kube-controller-manager's endpoint controller: for every Service with a
 selector it keeps an Endpoints object of the same name whose subsets list
 the matching pods' IPs — ready pods under `addresses`, the others under
-`notReadyAddresses` (all under `addresses` with publishNotReadyAddresses) —
+`notReadyAddresses` (all under `addresses` with publishNotReadyAddresses),
+with the pod's hostname when its spec.subdomain names the Service —
 and the ports, with each Service port's targetPort resolved (a number, or a
 container port name looked up in each pod). Pods without an IP, finished
 pods and terminating pods are left out. Pods are grouped into subsets by
@@ -72,7 +73,12 @@ def compute_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
             continue   # none of the service's ports exist on this pod
         m = pod["metadata"]
         addr: dict[str, Any] = {"ip": ip}
-        node = (pod.get("spec") or {}).get("nodeName")
+        pspec = pod.get("spec") or {}
+        # a pod naming this service as its subdomain gets a DNS name under it
+        if pspec.get("hostname") and pspec.get("subdomain") == service["metadata"].get("name") \
+                and m.get("namespace") == service["metadata"].get("namespace"):
+            addr["hostname"] = pspec["hostname"]
+        node = pspec.get("nodeName")
         if node:
             addr["nodeName"] = node
         addr["targetRef"] = {"kind": "Pod", "namespace": m.get("namespace"), "name": m["name"],
