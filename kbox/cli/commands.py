@@ -988,6 +988,8 @@ def _pod_for(ctx: Context, target: str, ns: str) -> str:
     if not pods:
         raise CliError(f"no pods found for {target}")
     pods.sort(key=lambda p: ((p.get("status") or {}).get("phase") != "Running", p["metadata"]["name"]))
+    if len(pods) > 1:
+        ctx.err.write(f"Found {len(pods)} pods, using pod/{pods[0]['metadata']['name']}\n")  # type: ignore[union-attr]
     return pods[0]["metadata"]["name"]
 
 
@@ -1018,11 +1020,22 @@ def cmd_logs(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         stop = threading.Event()
         if args.timeout:
-            threading.Timer(parse_duration(args.timeout, 0), stop.set).start()
+            timer = threading.Timer(parse_duration(args.timeout, 0), stop.set)
+            timer.daemon = True
+            timer.start()
+
+        def link() -> None:   # ctx.stop (dashboard, script end) also ends -f
+            while not stop.wait(0.2):
+                if ctx.stop.is_set():
+                    stop.set()
+        threading.Thread(target=link, daemon=True, name="kbox-logs-follow").start()
         for line in ctx.client.stream_logs(pod, ns, container=container, previous=args.previous,
                                            tail_lines=tail, timestamps=args.timestamps, stop=stop):
             ctx.out.write(line)  # type: ignore[union-attr]
             ctx.out.flush()  # type: ignore[union-attr]
+            if stop.is_set():
+                break
+        stop.set()
     except ApiError as e:
         raise api_error(e)
     except KeyboardInterrupt:
