@@ -10,6 +10,8 @@ way in, after defaulting and before validation.
   Kubernetes this never rejects a pod whose account does not exist yet: the
   ServiceAccount controller creates `default` moments after a namespace, and
   refusing pods in that window only makes demos flaky.
+- NamespaceProtection: `default`, `kube-system` and `kube-public` may not
+  be deleted (403 Forbidden), as the NamespaceLifecycle plugin refuses.
 - EventDefaults: events written with only the new-style fields get the
   old-style ones kubectl prints (source, firstTimestamp, count), and the
   reverse.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kbox.api import errors
 from kbox.api.objects import Obj
 from kbox.api.resources import ResourceInfo
 from kbox.api.server import Admission
@@ -79,6 +82,22 @@ class ServiceAccountAdmission:
         spec["serviceAccount"] = name
 
 
+PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
+
+
+class NamespaceProtection:
+    """The namespaces the cluster itself relies on cannot be deleted."""
+
+    def __call__(self, op: str, info: ResourceInfo, obj: Obj, old: Obj | None) -> None:
+        if op != "DELETE" or info.plural != "namespaces":
+            return
+        name = (obj.get("metadata") or {}).get("name", "")
+        if name in PROTECTED_NAMESPACES:
+            raise errors.forbidden(
+                f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                name, "namespaces")
+
+
 class EventDefaults:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
@@ -108,8 +127,9 @@ def default_admission(config: Any, clock: Clock) -> list[Admission]:
     """The admission chain for a cluster built from `config` (a ClusterConfig)."""
     timings = getattr(config, "timings", None)
     seconds = int(getattr(timings, "default_toleration_seconds", 300))
-    return [ServiceAccountAdmission(), DefaultTolerationSeconds(seconds), EventDefaults(clock)]
+    return [NamespaceProtection(), ServiceAccountAdmission(), DefaultTolerationSeconds(seconds),
+            EventDefaults(clock)]
 
 
 __all__ = ["default_admission", "DefaultTolerationSeconds", "ServiceAccountAdmission",
-           "EventDefaults", "NOT_READY", "UNREACHABLE"]
+           "EventDefaults", "NamespaceProtection", "PROTECTED_NAMESPACES", "NOT_READY", "UNREACHABLE"]

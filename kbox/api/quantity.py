@@ -76,6 +76,24 @@ def parse_memory(value: str | int | float) -> int:
     return math.ceil(parse_quantity(value))
 
 
+def format_cpu(millicores: int) -> str:
+    """Canonical CPU text: whole cores without a suffix, else millicores (`1500` → "1500m")."""
+    if millicores % 1000 == 0:
+        return str(millicores // 1000)
+    return f"{millicores}m"
+
+
+def format_memory(nbytes: int) -> str:
+    """Canonical memory text: the largest binary suffix that divides exactly (`134217728` → "128Mi")."""
+    if nbytes == 0:
+        return "0"
+    for suffix, power in sorted(_BINARY.items(), key=lambda kv: -kv[1]):
+        unit = 1024 ** power
+        if nbytes % unit == 0:
+            return f"{nbytes // unit}{suffix}"
+    return str(nbytes)
+
+
 def is_quantity(value: object) -> bool:
     try:
         parse_quantity(value)  # type: ignore[arg-type]
@@ -84,5 +102,6 @@ def is_quantity(value: object) -> bool:
     return True
 
 
-__all__ = ["parse_quantity", "parse_cpu", "parse_memory", "is_quantity", "QuantityError",
+__all__ = ["parse_quantity", "parse_cpu", "parse_memory", "is_quantity", "format_cpu", "format_memory",
+           "QuantityError",
            "QUANTITY_MSG", "QUANTITY_REGEX"]
