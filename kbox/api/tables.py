@@ -46,53 +46,97 @@ def human_duration(s: float) -> str:
     return f"{d // 365}y{d % 365}d"
 
 
+def _restartable(pod: dict[str, Any], name: str) -> bool:
+    """A sidecar: an init container with restartPolicy Always."""
+    for c in (pod.get("spec") or {}).get("initContainers") or []:
+        if c.get("name") == name:
+            return c.get("restartPolicy") == "Always"
+    return False
+
+
+def _condition_true(pod: dict[str, Any], ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
 def pod_status(pod: dict[str, Any]) -> tuple[str, int, int, int, str]:
-    """(STATUS, ready, total, restarts, last restart) as kubectl prints a pod."""
+    """(STATUS, ready, total, restarts, last restart time) as kubectl computes them for a pod."""
     status = pod.get("status") or {}
     spec = pod.get("spec") or {}
-    reason = status.get("reason") or status.get("phase") or "Pending"
+    phase = status.get("phase") or ""
+    reason = status.get("reason") or phase
+    for c in status.get("conditions") or []:
+        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+    total = len(spec.get("containers") or [])
+    ready = 0
     restarts = 0
+    last = ""
+    sidecar_restarts = 0
+    sidecar_last = ""
+    n_init = len(spec.get("initContainers") or [])
+    for cs in status.get("initContainerStatuses") or []:
+        if _restartable(pod, cs.get("name", "")):
+            total += 1
     initializing = False
-    inits = status.get("initContainerStatuses") or []
-    for i, cs in enumerate(inits):
-        restarts += cs.get("restartCount", 0)
+    for i, cs in enumerate(status.get("initContainerStatuses") or []):
+        restarts += int(cs.get("restartCount") or 0)
+        fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
+        if fin > last:
+            last = fin
+        sidecar = _restartable(pod, cs.get("name", ""))
+        if sidecar:
+            sidecar_restarts += int(cs.get("restartCount") or 0)
+            if fin > sidecar_last:
+                sidecar_last = fin
         st = cs.get("state") or {}
         term, wait = st.get("terminated"), st.get("waiting")
-        if term and term.get("exitCode") == 0:
+        if term is not None and term.get("exitCode") == 0:
             continue
-        if term:
-            reason = "Init:" + (term.get("reason") or f"ExitCode:{term.get('exitCode')}")
-            if term.get("signal"):
+        if sidecar and cs.get("started"):
+            if cs.get("ready"):
+                ready += 1
+            continue
+        if term is not None:
+            if term.get("reason"):
+                reason = "Init:" + term["reason"]
+            elif term.get("signal"):
                 reason = f"Init:Signal:{term['signal']}"
-        elif wait and wait.get("reason") and wait["reason"] != "PodInitializing":
+            else:
+                reason = f"Init:ExitCode:{term.get('exitCode', 0)}"
+        elif wait is not None and wait.get("reason") and wait["reason"] != "PodInitializing":
             reason = "Init:" + wait["reason"]
         else:
-            reason = f"Init:{i}/{len(spec.get('initContainers') or inits)}"
+            reason = f"Init:{i}/{n_init}"
         initializing = True
         break
-    ready = 0
-    total = len(spec.get("containers") or [])
-    if not initializing:
-        restarts = 0
+    if not initializing or _condition_true(pod, "Initialized"):
+        restarts, last = sidecar_restarts, sidecar_last
         has_running = False
         for cs in reversed(status.get("containerStatuses") or []):
-            restarts += cs.get("restartCount", 0)
+            restarts += int(cs.get("restartCount") or 0)
+            fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
+            if fin > last:
+                last = fin
             st = cs.get("state") or {}
-            if st.get("waiting", {}).get("reason"):
-                reason = st["waiting"]["reason"]
-            elif st.get("terminated"):
-                t = st["terminated"]
-                reason = t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal") else f"ExitCode:{t.get('exitCode')}")
-            elif st.get("running") and cs.get("ready"):
+            wait, term = st.get("waiting"), st.get("terminated")
+            if wait is not None and wait.get("reason"):
+                reason = wait["reason"]
+            elif term is not None and term.get("reason"):
+                reason = term["reason"]
+            elif term is not None:
+                reason = f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode', 0)}"
+            elif cs.get("ready") and st.get("running") is not None:
                 has_running = True
                 ready += 1
-            elif st.get("running"):
-                has_running = True
         if reason == "Completed" and has_running:
-            reason = "NotReady" if not any(c.get("ready") for c in status.get("containerStatuses") or []) else "Running"
+            reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
-    return reason, ready, total, restarts, ""
+        if status.get("reason") == "NodeLost":
+            reason = "Unknown"
+        elif phase not in ("Succeeded", "Failed"):
+            reason = "Terminating"
+    return reason, ready, total, restarts, last
 
 
 def _cond(obj: dict[str, Any], t: str) -> str | None:
@@ -170,6 +214,16 @@ def _job_duration(job: dict[str, Any], now: float) -> str:
     return human_duration(end - start)
 
 
+def _job_completions(job: dict[str, Any]) -> str:
+    """`3/3`; without completions, `N/1` (or `N/1 of P` when parallel), as kubectl prints."""
+    succeeded = _st(job).get("succeeded", 0)
+    completions = _sp(job).get("completions")
+    if completions is not None:
+        return f"{succeeded}/{completions}"
+    parallelism = _sp(job).get("parallelism", 1)
+    return f"{succeeded}/1 of {parallelism}" if parallelism and parallelism > 1 else f"{succeeded}/1"
+
+
 def _job_status(job: dict[str, Any]) -> str:
     for t, label in (("Complete", "Complete"), ("Failed", "Failed"), ("FailureTarget", "FailureTarget"),
                      ("Suspended", "Suspended")):
@@ -188,6 +242,15 @@ def _event_last_seen(ev: dict[str, Any], now: float) -> str:
     return age(ts, now)
 
 
+def _controller_of(obj: dict[str, Any]) -> str:
+    for r in obj["metadata"].get("ownerReferences") or []:
+        if r.get("controller"):
+            group = r.get("apiVersion", "").split("/")[0] if "/" in r.get("apiVersion", "") else ""
+            kind = r.get("kind", "").lower()
+            return f"{kind}.{group}/{r.get('name')}" if group else f"{kind}/{r.get('name')}"
+    return "<none>"
+
+
 Cells = Callable[[dict[str, Any], float], list[Any]]
 
 _st = lambda o: o.get("status") or {}   # noqa: E731
@@ -195,20 +258,21 @@ _sp = lambda o: o.get("spec") or {}     # noqa: E731
 
 
 def _pod_cells(p: dict[str, Any], now: float) -> list[Any]:
-    reason, ready, total, restarts, _ = pod_status(p)
+    reason, ready, total, restarts, last = pod_status(p)
     st = _st(p)
     restarts_s = str(restarts)
-    last = None
-    for cs in st.get("containerStatuses") or []:
-        fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt")
-        if fin and (last is None or fin > last):
-            last = fin
     if restarts and last:
         restarts_s = f"{restarts} ({age(last, now)} ago)"
+    gates = (_sp(p).get("readinessGates") or [])
+    if gates:
+        true = sum(1 for g in gates if _condition_true(p, g.get("conditionType", "")))
+        gates_s = f"{true}/{len(gates)}"
+    else:
+        gates_s = "<none>"
     return [p["metadata"]["name"], f"{ready}/{total}", reason, restarts_s,
             age(p["metadata"].get("creationTimestamp"), now),
             st.get("podIP") or "<none>", _sp(p).get("nodeName") or "<none>",
-            st.get("nominatedNodeName") or "<none>", "<none>"]
+            st.get("nominatedNodeName") or "<none>", gates_s]
 
 
 TABLES: dict[str, tuple[list[Column], Cells]] = {
@@ -256,8 +320,7 @@ TABLES: dict[str, tuple[list[Column], Cells]] = {
     "jobs": ([("NAME", "string", 0), ("STATUS", "string", 0), ("COMPLETIONS", "string", 0),
               ("DURATION", "string", 0), ("AGE", "string", 0), ("CONTAINERS", "string", 1),
               ("IMAGES", "string", 1), ("SELECTOR", "string", 1)],
-             lambda j, now: [j["metadata"]["name"], _job_status(j),
-                             f"{_st(j).get('succeeded', 0)}/{_sp(j).get('completions', 1)}",
+             lambda j, now: [j["metadata"]["name"], _job_status(j), _job_completions(j),
                              _job_duration(j, now), age(j["metadata"].get("creationTimestamp"), now),
                              *_images(_sp(j).get("template")), _selector(_sp(j).get("selector"))]),
     "services": ([("NAME", "string", 0), ("TYPE", "string", 0), ("CLUSTER-IP", "string", 0),
@@ -286,6 +349,11 @@ TABLES: dict[str, tuple[list[Column], Cells]] = {
     "serviceaccounts": ([("NAME", "string", 0), ("SECRETS", "integer", 0), ("AGE", "string", 0)],
                         lambda s, now: [s["metadata"]["name"], len(s.get("secrets") or []),
                                         age(s["metadata"].get("creationTimestamp"), now)]),
+    "controllerrevisions": ([("NAME", "string", 0), ("CONTROLLER", "string", 0),
+                             ("REVISION", "integer", 0), ("AGE", "string", 0)],
+                            lambda r, now: [r["metadata"]["name"], _controller_of(r),
+                                            r.get("revision", 0),
+                                            age(r["metadata"].get("creationTimestamp"), now)]),
     "leases": ([("NAME", "string", 0), ("HOLDER", "string", 0), ("AGE", "string", 0)],
                lambda l, now: [l["metadata"]["name"], _sp(l).get("holderIdentity", ""),
                                age(l["metadata"].get("creationTimestamp"), now)]),
