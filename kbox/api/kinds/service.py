@@ -14,9 +14,9 @@ after run, and collisions probe forward.
 
 from __future__ import annotations
 
-import collections
 import ipaddress
 import threading
+import time
 import weakref
 import zlib
 from typing import Any
@@ -35,6 +35,7 @@ from kbox.api.validation import dns_label_errors, dns_subdomain_errors, validate
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 NODE_PORT_RANGE = (30000, 32767)
+IN_FLIGHT_SECONDS = 30.0     # an allocation not stored by then belonged to a failed create
 TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 AFFINITIES = ("ClientIP", "None")
 TRAFFIC_POLICIES = ("Cluster", "Local")
@@ -46,8 +47,24 @@ class Allocator:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.recent_ips: collections.deque[str] = collections.deque(maxlen=1024)
-        self.recent_ports: collections.deque[int] = collections.deque(maxlen=1024)
+        # handed out but perhaps not stored yet: value -> (service uid, monotonic time)
+        self.recent_ips: dict[str, tuple[str, float]] = {}
+        self.recent_ports: dict[int, tuple[str, float]] = {}
+
+    def _recent(self, skip_uid: str | None) -> tuple[set[str], set[int]]:
+        cutoff = time.monotonic() - IN_FLIGHT_SECONDS
+        for d in (self.recent_ips, self.recent_ports):
+            for k in [k for k, (_, t) in d.items() if t < cutoff]:
+                del d[k]
+        return ({k for k, (u, _) in self.recent_ips.items() if u != skip_uid},
+                {k for k, (u, _) in self.recent_ports.items() if u != skip_uid})
+
+    def release(self, uid: str) -> None:
+        """A deleted service's addresses are free again at once."""
+        with self.lock:
+            for d in (self.recent_ips, self.recent_ports):
+                for k in [k for k, (u, _) in d.items() if u == uid]:
+                    del d[k]
 
     @staticmethod
     def _in_use(api: Any, skip_uid: str | None) -> tuple[set[str], set[int]]:
@@ -73,8 +90,10 @@ class Allocator:
         seed = zlib.crc32(f"{m.get('namespace')}/{m.get('name')}".encode())
         with self.lock:
             ips, ports = self._in_use(api, m.get("uid"))
-            ips.update(self.recent_ips)
-            ports.update(self.recent_ports)
+            rips, rports = self._recent(m.get("uid"))
+            ips |= rips
+            ports |= rports
+            uid, now = m.get("uid", ""), time.monotonic()
             if want_ip:
                 if (m.get("namespace"), m.get("name")) == ("default", "kubernetes") \
                         and KUBERNETES_SERVICE_IP not in ips:
@@ -83,12 +102,12 @@ class Allocator:
                     ip = _pick_ip(seed, ips)
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
-                self.recent_ips.append(ip)
+                self.recent_ips[ip] = (uid, now)
             for i in port_indexes:
                 port = _pick_port(seed + i, ports)
                 spec["ports"][i]["nodePort"] = port
                 ports.add(port)
-                self.recent_ports.append(port)
+                self.recent_ports[port] = (uid, now)
 
     def check_taken(self, api: Any, obj: Obj, *, check_ip: bool = True,
                     skip_ports: set[Any] = frozenset()) -> list[Cause]:  # type: ignore[assignment]
@@ -96,8 +115,10 @@ class Allocator:
         m = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         ips, ports = self._in_use(api, m.get("uid"))
-        ips.update(self.recent_ips)
-        ports.update(self.recent_ports)
+        with self.lock:
+            rips, rports = self._recent(m.get("uid"))
+        ips |= rips
+        ports |= rports
         out: list[Cause] = []
         ip = spec.get("clusterIP")
         if check_ip and ip and ip != "None" and (ip in ips or ip == KUBERNETES_SERVICE_IP and
@@ -211,6 +232,9 @@ class ServiceStrategy(KindStrategy):
             spec.setdefault("allocateLoadBalancerNodePorts", True)
 
     def admit(self, api: Any, op: str, obj: Obj, old: Obj | None) -> None:
+        if op == "DELETE":
+            allocator_for(api).release((obj.get("metadata") or {}).get("uid", ""))
+            return
         if op not in ("CREATE", "UPDATE"):
             return
         spec = obj.get("spec")
