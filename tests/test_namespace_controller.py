@@ -44,11 +44,30 @@ def test_namespace_deletion_empties_and_removes_it(env):
     assert env.client.list("secrets", "team")["items"] == []
     [pod] = env.client.list("pods", "team")["items"]
     assert pod["metadata"]["name"] == "running" and pod["metadata"]["deletionTimestamp"]
-    # the kubelet finishes the pod; the controller looks again after its delay
+    # the kubelet finishes the pod: the controller looks again at once (no waiting on the clock)
     env.client.delete("pods", "running", "team", grace_period_seconds=0)
-    env.advance(16, step=1)
+    env.settle()
     with pytest.raises(ApiError) as ei:
         env.client.get("namespaces", "team")
+    assert ei.value.code == 404
+
+
+def test_finalizer_gated_content_is_looked_at_again_after_a_delay(env):
+    env.client.create("namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                     "metadata": {"name": "held"}, "spec": {"finalizers": ["kubernetes"]}})
+    env.client.create("configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                     "metadata": {"name": "cfg", "finalizers": ["example.com/hold"]}}, "held")
+    env.settle()
+    env.client.delete("namespaces", "held")
+    env.settle()
+    cm = env.client.get("configmaps", "cfg", "held")
+    assert cm["metadata"]["deletionTimestamp"]
+    env.client.patch("configmaps", "cfg", {"metadata": {"finalizers": None}}, "merge", "held")
+    env.settle()
+    env.client.get("namespaces", "held")   # nothing watches configmaps: the delay decides
+    env.advance(1.5, step=0.5)
+    with pytest.raises(ApiError) as ei:
+        env.client.get("namespaces", "held")
     assert ei.value.code == 404
 
 
