@@ -28,7 +28,7 @@ class NodePool:
     workers = 4
 
     def __init__(self, client, informers, clock, config, *, runtime: str = "sim",
-                 api=None) -> None:
+                 api=None, recorder: EventRecorder | None = None) -> None:
         self.client = client
         self.clock = clock
         self.config = config
@@ -38,7 +38,8 @@ class NodePool:
         self._lock = threading.RLock()
         self._next_index = 0
         self.queue = WorkQueue(clock, name="kubelet")
-        self.recorder = EventRecorder(client, "kubelet", clock=clock)
+        self.recorder = recorder or EventRecorder(client, "kubelet", clock=clock)
+        make_runtime(runtime, node_name="", clock=clock, config=config)   # fail early on a bad name
         self.pods = informers.informer("pods")
         self.pods.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
         self._threads: list[threading.Thread] = []
@@ -61,15 +62,19 @@ class NodePool:
             held_by = self._holder.get(key)
             other = self.agents.get(held_by) if held_by and held_by != node else None
             agent = self.agents.get(node) if node else None
-        if other is not None:         # gone, or moved away (a recreated pod of the same name)
+        if other is not None and not other.stopped:
+            # gone, or moved away (a recreated pod of the same name); a stopped node
+            # cleans up when it comes back (start_node resyncs what it holds)
             other.forget_pod(key)
         if pod is not None and agent is not None:
             agent.sync_pod(key, pod)
         with self._lock:
             if agent is not None and key in agent.records:
                 self._holder[key] = agent.name
-            elif self._holder.get(key) != (agent.name if agent else None) or pod is None:
-                self._holder.pop(key, None)
+            elif other is None or not other.stopped:
+                held = self._holder.get(key)
+                if held is not None and key not in getattr(self.agents.get(held), "records", {}):
+                    self._holder.pop(key, None)
 
     def process_next(self, timeout: float | None = None) -> bool:
         key = self.queue.get(timeout) if timeout != 0 else self.queue.try_get()
@@ -117,20 +122,18 @@ class NodePool:
             if agent.stopped:
                 continue
             try:
-                if now - agent.last_lease >= t.node_lease_renew_interval:
+                if now - agent.last_lease >= t.node_lease_renew_interval - 1e-6:
                     agent.renew_lease()
-                if now - agent.last_status >= t.node_status_update_frequency:
+                if now - agent.last_status >= t.node_status_update_frequency - 1e-6 \
+                        and agent.status_due(now):
                     agent.post_status()
             except Exception as e:
                 log.warning("kubelet %s: heartbeat failed: %s", agent.name, e)
 
     def _heartbeats(self) -> None:
         t = self.config.timings
-        period = min(t.node_lease_renew_interval, t.node_status_update_frequency) / 2
-        while not self._stop.is_set():
-            self.clock.sleep(period)
-            if self._stop.is_set():
-                return
+        period = min(t.node_lease_renew_interval, t.node_status_update_frequency) / 4
+        while not self.clock.wait_event(self._stop, period):
             self.heartbeat_once()
 
     def stop(self) -> None:
@@ -138,6 +141,7 @@ class NodePool:
         self.queue.shutdown()
         self.recorder.stop()
         for agent in list(self.agents.values()):
+            agent.proxy.stop()
             agent.runtime.shutdown()
 
     # ---- node operations ------------------------------------------------------
@@ -153,6 +157,7 @@ class NodePool:
                               index=index, spec=spec, recorder=self.recorder, wake=self._wake)
             self.agents[spec.name] = agent
         agent.register()
+        agent.proxy.start()
         if self.api is not None:
             self.api.node_endpoints[spec.name] = agent
         self._resync(spec.name)
@@ -166,16 +171,32 @@ class NodePool:
         return agent
 
     def _resync(self, name: str) -> None:
+        agent = self.agents.get(name)
+        if agent is not None:
+            # pods that went away (or moved) while the node was down
+            for key, rec in list(agent.records.items()):
+                pod = self.pods.get(key)
+                if pod is None or (pod.get("spec") or {}).get("nodeName") != name:
+                    agent.forget_pod(key)
+                    with self._lock:
+                        if self._holder.get(key) == name:
+                            del self._holder[key]
         for pod in self.pods.by_index("node", name):
             self.queue.add(key_of(pod))
 
     def remove_node(self, name: str) -> None:
         agent = self._agent(name)
         agent.stopped = True
+        agent.proxy.stop()
+        if hasattr(agent.runtime, "down"):
+            agent.runtime.down = False  # type: ignore[attr-defined]
         for key in list(agent.records):
             agent.forget_pod(key)
+        agent.runtime.shutdown()
         with self._lock:
             self.agents.pop(name, None)
+            for key in [k for k, v in self._holder.items() if v == name]:
+                del self._holder[key]
         if self.api is not None:
             self.api.node_endpoints.pop(name, None)
         for resource, ns in (("leases", "kube-node-lease"), ("nodes", None)):
@@ -186,7 +207,8 @@ class NodePool:
                     raise
 
     def stop_node(self, name: str) -> None:
-        """The machine 'dies' for the control plane: no heartbeats, no status, containers keep running."""
+        """The machine 'dies' for the control plane: no heartbeats, no status, its kubelet API
+        fails; sim containers keep running."""
         self._agent(name).stopped = True
 
     def kill_node(self, name: str) -> None:
@@ -199,9 +221,12 @@ class NodePool:
         agent.runtime.down = True  # type: ignore[attr-defined]
 
     def start_node(self, name: str) -> None:
+        """The machine is back: a new boot; the agent registers, renews its Lease, and re-syncs
+        every pod bound to it (and cleans up those deleted meanwhile)."""
         agent = self._agent(name)
+        if not agent.stopped:
+            return
         if hasattr(agent.runtime, "down"):
             agent.runtime.down = False  # type: ignore[attr-defined]
-        agent.stopped = False
-        agent.register()
+        agent.restart()
         self._resync(name)

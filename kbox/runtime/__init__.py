@@ -2,13 +2,18 @@
 
 A runtime runs pod sandboxes and containers on one node. The node agent
 (`kbox.node`) uses only this interface, so the same kubelet logic drives the
-`sim` runtime (no processes; states advance on the clock, kwok-style) and the
-`docker` runtime (real containers inside a Docker-in-Docker node).
+`sim` runtime (no processes; states advance on the clock, kwok-style) and,
+later, the `docker` runtime (real containers inside a Docker-in-Docker node).
 
 States are read, not pushed: `container_status()` answers what a container
 is doing *now* by the runtime's clock, and `next_change()` says when that
-answer may change next, so the agent can sleep on the clock until then
+answer may change by itself, so the agent can set a timer on the clock
 instead of polling.
+
+Probes go through the runtime (`probe_exec`, `probe_http`, `probe_tcp`) so a
+real runtime can run them from inside the node's network; `kind`
+("liveness", "readiness", "startup") is a hint a real runtime ignores and
+the sim uses to pick the outcome its pod annotations ask for.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ class RuntimeError_(Exception):
 
 
 class ImagePullError(RuntimeError_):
-    pass
+    """The image could not be pulled; the message is the registry's / engine's."""
 
 
 class ContainerNotFound(RuntimeError_):
@@ -30,7 +35,11 @@ class ContainerNotFound(RuntimeError_):
 
 
 class RuntimeUnavailable(RuntimeError_):
-    """The runtime (node) does not answer."""
+    """The runtime (the node's engine) does not answer."""
+
+
+# container states, as CRI names them (lower case here)
+CREATED, RUNNING, EXITED = "created", "running", "exited"
 
 
 @dataclass
@@ -38,24 +47,40 @@ class ContainerStatus:
     id: str
     name: str
     image: str
-    state: str                     # "created", "running", "exited"
+    state: str                     # created / running / exited
+    image_id: str = ""
     exit_code: int | None = None
-    reason: str = ""               # Completed, Error, OOMKilled
+    reason: str = ""               # Completed, Error, OOMKilled, ContainerCannotRun
     message: str = ""
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    attempt: int = 0               # CRI metadata.attempt: the kubelet's restart count at creation
+    sandbox_id: str = ""
+    pod_uid: str = ""
 
 
 @dataclass
-class PodSandbox:
+class PodSandboxStatus:
     id: str
     pod_uid: str
     name: str
     namespace: str
+    node: str
     ip: str
-    state: str = "ready"           # "ready", "notready"
+    state: str = "ready"           # ready / notready
+    created_at: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class PulledImage:
+    """What a pull gives back. `seconds` counts from the request (a sim pull may still be
+    "in flight" on the clock; a real pull has already taken that long)."""
+    image: str
+    image_id: str
+    size_bytes: int = 0
+    seconds: float = 0.0
 
 
 class Runtime:
@@ -63,49 +88,92 @@ class Runtime:
 
     name = "runtime"
 
-    # sandboxes
-    def run_pod_sandbox(self, pod: dict[str, Any], ip: str) -> PodSandbox: raise NotImplementedError
+    # ---- sandboxes
+    def run_pod_sandbox(self, pod_uid: str, name: str, namespace: str, node: str,
+                        ip: str | None = None, *, labels: dict[str, str] | None = None,
+                        annotations: dict[str, str] | None = None) -> str:
+        raise NotImplementedError
+
     def stop_pod_sandbox(self, sandbox_id: str) -> None: raise NotImplementedError
     def remove_pod_sandbox(self, sandbox_id: str) -> None: raise NotImplementedError
-    def list_pod_sandboxes(self) -> list[PodSandbox]: raise NotImplementedError
+    def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus: raise NotImplementedError
+    def list_pod_sandboxes(self) -> list[PodSandboxStatus]: raise NotImplementedError
 
-    # containers
+    # ---- containers
     def create_container(self, sandbox_id: str, container: dict[str, Any], pod: dict[str, Any],
-                         env: dict[str, str]) -> str: raise NotImplementedError
+                         env: dict[str, str], *, attempt: int = 0) -> str:
+        raise NotImplementedError
+
     def start_container(self, container_id: str) -> None: raise NotImplementedError
-    def stop_container(self, container_id: str, timeout: float) -> None: raise NotImplementedError
+    def stop_container(self, container_id: str, timeout_seconds: float) -> None: raise NotImplementedError
     def remove_container(self, container_id: str) -> None: raise NotImplementedError
     def container_status(self, container_id: str) -> ContainerStatus: raise NotImplementedError
-    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]: raise NotImplementedError
+
+    def list_containers(self, sandbox_id: str | None = None,
+                        pod_uid: str | None = None) -> list[ContainerStatus]:
+        raise NotImplementedError
+
     def next_change(self, container_id: str) -> float | None:
-        """Clock time at which the container's status may change next (None: not by itself)."""
+        """Clock time at which the container's status may change by itself (None: not known)."""
         return None
 
-    # probes (run from inside the node by real runtimes)
-    def probe(self, container_id: str, kind: str, probe: dict[str, Any]) -> tuple[bool, str]:
+    # ---- logs, exec
+    def container_logs(self, container_id: str, *, tail: int | None = None, follow: bool = False,
+                       timestamps: bool = False, stop: Any = None) -> Iterator[str]:
+        """Lines (each ending in a newline); with follow, until the container exits or `stop`
+        (a threading.Event) is set."""
         raise NotImplementedError
 
-    # logs, exec, stats
-    def container_logs(self, container_id: str, *, tail: int | None = None,
-                       timestamps: bool = False, follow: bool = False,
-                       stop: Any = None) -> Iterator[str]: raise NotImplementedError
     def exec_sync(self, container_id: str, cmd: list[str], stdin: bytes | None = None,
-                  timeout: float = 10) -> tuple[int, bytes, bytes]: raise NotImplementedError
-    def container_stats(self, container_id: str) -> tuple[int, int]:
-        """(cpu nanocores, memory bytes)."""
+                  timeout: float = 10) -> tuple[int, bytes, bytes]:
         raise NotImplementedError
 
-    # images
-    def pull_image(self, image: str, pod: dict[str, Any] | None = None) -> float:
-        """Pull; returns seconds it takes. Raises ImagePullError with the engine's message."""
+    # ---- probes (a real runtime runs them from inside the node)
+    def probe_exec(self, container_id: str, cmd: list[str], timeout: float, *,
+                   kind: str = "") -> tuple[bool, str]:
+        rc, out, err = self.exec_sync(container_id, cmd, None, timeout)
+        if rc == 0:
+            return True, ""
+        text = (out + err).decode(errors="replace").strip()
+        return False, text or f"command {cmd!r} exited with {rc}"
+
+    def probe_http(self, container_id: str, *, host: str, port: int, path: str = "/",
+                   scheme: str = "HTTP", headers: dict[str, str] | None = None,
+                   timeout: float = 1, kind: str = "") -> tuple[bool, str]:
         raise NotImplementedError
+
+    def probe_tcp(self, container_id: str, *, host: str, port: int, timeout: float = 1,
+                  kind: str = "") -> tuple[bool, str]:
+        raise NotImplementedError
+
+    # ---- images
+    def pull_image(self, image: str, *, pod: dict[str, Any] | None = None,
+                   container: str = "") -> PulledImage:
+        """Pull (pod and container are the CRI's sandbox config: context, not required).
+        Raises ImagePullError with the engine's message."""
+        raise NotImplementedError
+
     def image_present(self, image: str) -> bool: raise NotImplementedError
     def list_images(self) -> list[str]: raise NotImplementedError
 
-    # node
-    def version(self) -> tuple[str, str]: raise NotImplementedError
-    def healthy(self) -> bool: return True
-    def shutdown(self) -> None: pass
+    # ---- stats, node
+    def container_stats(self, container_id: str) -> tuple[int, int]:
+        """(cpu nanocores, memory bytes) in use now."""
+        raise NotImplementedError
+
+    def node_stats(self) -> tuple[int, int]:
+        """(cpu nanocores, memory bytes) the whole node uses now, containers included."""
+        raise NotImplementedError
+
+    def version(self) -> tuple[str, str]:
+        """(runtime name, runtime version), e.g. ("sim", "0.1.0")."""
+        raise NotImplementedError
+
+    def healthy(self) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
 
 
 def available_runtimes() -> list[str]:
@@ -113,10 +181,11 @@ def available_runtimes() -> list[str]:
 
 
 def make_runtime(name: str, *, node_name: str, clock, config) -> Runtime:
+    """The runtime factory the NodePool uses: one runtime per node."""
     if name == "sim":
         from kbox.runtime.sim import SimRuntime
         return SimRuntime(node_name, clock, config.timings.sim)
     if name == "docker":
-        raise RuntimeError_("the docker runtime is not available yet in this version of kbox; "
+        raise RuntimeError_("the docker runtime is not yet available in this version of kbox; "
                             "use --runtime sim")
     raise RuntimeError_(f"unknown runtime {name!r} (choose sim or docker)")

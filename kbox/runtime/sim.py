@@ -18,20 +18,29 @@ Each annotation can be aimed at one container: `kbox.io/sim-exit-code.sidecar`.
 Images whose tag is `missing` / `does-not-exist`, or whose name contains
 `doesnotexist`, fail to pull as a registry would answer.
 
-Logs are synthetic but follow the lifecycle: a start line, a line every
-five seconds of clock time while running, an exit line.
+Logs are synthetic but follow the lifecycle: a start line naming the image
+and the command, a line every five seconds of clock time while running (an
+access-log line for web servers), an exit line with the code. Each container
+instance keeps its own lines, so `logs --previous` shows the last dead one.
+
+exec knows a few commands (echo, hostname, cat /etc/hostname, env, true,
+false, sh -c "exit N", ls, cat with stdin); anything else answers 127 on
+stderr as sh would.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import shlex
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from kbox.clock import Clock, iso_micro
-from kbox.runtime import (ContainerNotFound, ContainerStatus, ImagePullError, PodSandbox,
-                          Runtime, RuntimeUnavailable)
+from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
+                          ImagePullError, PodSandboxStatus, PulledImage, Runtime,
+                          RuntimeUnavailable)
 
 ANN = "kbox.io/sim-"
 LOG_PERIOD = 5.0
@@ -74,30 +83,39 @@ def _quantity_bytes(text: str | None) -> int | None:
     return int(float(t))
 
 
+def _truthy(v: str | None) -> bool:
+    return str(v).lower() in ("true", "1", "yes", "y", "on")
+
+
 @dataclass
 class SimContainer:
     id: str
     sandbox_id: str
+    pod_uid: str
     name: str
     image: str
     command: list[str]
     pod: dict[str, Any]
-    created_at: float
-    start_requested: float | None = None
+    created_at: float                      # when creation completes (createDelay)
+    attempt: int = 0
     started_at: float | None = None        # when it is (or will be) running
     finished_at: float | None = None       # when it exits (may be in the future)
     exit_code: int | None = None
     reason: str = ""
     stop_requested: bool = False
-    removed: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
     def setting(self, key: str) -> str | None:
         return sim_setting(self.pod, self.name, key)
 
 
+def _image_id(image: str) -> str:
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
 class SimRuntime(Runtime):
     name = "sim"
+    VERSION = "0.1.0"
 
     def __init__(self, node_name: str, clock: Clock, timings) -> None:
         self.node_name = node_name
@@ -105,7 +123,8 @@ class SimRuntime(Runtime):
         self.timings = timings
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._sandboxes: dict[str, PodSandbox] = {}
+        self._salt = hashlib.sha256(node_name.encode()).hexdigest()[:52]
+        self._sandboxes: dict[str, PodSandboxStatus] = {}
         self._containers: dict[str, SimContainer] = {}
         self._images: set[str] = set()
         self.down = False
@@ -114,23 +133,30 @@ class SimRuntime(Runtime):
         if self.down:
             raise RuntimeUnavailable(f"sim runtime on {self.node_name} is not running")
 
-    def _new_id(self, kind: str) -> str:
-        return f"{next(self._ids):012x}{hash((self.node_name, kind)) & 0xffffffffffff:012x}"
+    def _new_id(self) -> str:
+        # 64 hex characters, like a Docker id, unique per node and deterministic
+        return f"{next(self._ids):012x}{self._salt}"
 
     # ---- sandboxes -----------------------------------------------------------
-    def run_pod_sandbox(self, pod: dict[str, Any], ip: str) -> PodSandbox:
+    def run_pod_sandbox(self, pod_uid: str, name: str, namespace: str, node: str,
+                        ip: str | None = None, *, labels: dict[str, str] | None = None,
+                        annotations: dict[str, str] | None = None) -> str:
         self._check()
-        m = pod["metadata"]
-        sb = PodSandbox(self._new_id("sandbox"), m["uid"], m["name"], m.get("namespace", ""), ip)
+        sb = PodSandboxStatus(self._new_id(), pod_uid, name, namespace, node, ip or "",
+                              created_at=self.clock.now(), labels=dict(labels or {}))
         with self._lock:
             self._sandboxes[sb.id] = sb
-        return sb
+        return sb.id
 
     def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        now = self.clock.now()
         with self._lock:
             sb = self._sandboxes.get(sandbox_id)
             if sb:
                 sb.state = "notready"
+            for c in self._containers.values():   # stopping a sandbox kills what is left in it
+                if c.sandbox_id == sandbox_id and (c.finished_at is None or c.finished_at > now):
+                    c.finished_at, c.exit_code, c.reason = now, 137, "Error"
 
     def remove_pod_sandbox(self, sandbox_id: str) -> None:
         with self._lock:
@@ -138,18 +164,30 @@ class SimRuntime(Runtime):
             for cid in [c.id for c in self._containers.values() if c.sandbox_id == sandbox_id]:
                 del self._containers[cid]
 
-    def list_pod_sandboxes(self) -> list[PodSandbox]:
+    def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
+        self._check()
+        sb = self._sandboxes.get(sandbox_id)
+        if sb is None:
+            raise ContainerNotFound(f"no such pod sandbox: {sandbox_id}")
+        return sb
+
+    def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
+        self._check()
         with self._lock:
             return list(self._sandboxes.values())
 
     # ---- containers ------------------------------------------------------------
     def create_container(self, sandbox_id: str, container: dict[str, Any], pod: dict[str, Any],
-                         env: dict[str, str]) -> str:
+                         env: dict[str, str], *, attempt: int = 0) -> str:
         self._check()
-        cid = self._new_id("container")
+        sb = self._sandboxes.get(sandbox_id)
+        if sb is None:
+            raise ContainerNotFound(f"no such pod sandbox: {sandbox_id}")
+        cid = self._new_id()
         cmd = list(container.get("command") or []) + list(container.get("args") or [])
-        c = SimContainer(cid, sandbox_id, container["name"], container.get("image", ""), cmd, pod,
-                         self.clock.now() + self.timings.create_delay, env=env)
+        c = SimContainer(cid, sandbox_id, sb.pod_uid, container["name"], container.get("image", ""),
+                         cmd, pod, self.clock.now() + self.timings.create_delay, attempt=attempt,
+                         env=dict(env))
         with self._lock:
             self._containers[cid] = c
         return cid
@@ -158,10 +196,9 @@ class SimRuntime(Runtime):
         self._check()
         c = self._get(container_id)
         now = max(self.clock.now(), c.created_at)
-        c.start_requested = now
         start = now + (_num(c.setting("start-seconds"), None) or self.timings.start_delay)
         c.started_at = start
-        if c.setting("oom") in ("true", "1", "yes"):
+        if _truthy(c.setting("oom")):
             c.finished_at, c.exit_code, c.reason = start + 1.0, 137, "OOMKilled"
             return
         run = _num(c.setting("run-seconds"))
@@ -174,30 +211,39 @@ class SimRuntime(Runtime):
             c.exit_code = exit_code
             c.reason = "Completed" if exit_code == 0 else "Error"
 
-    def stop_container(self, container_id: str, timeout: float) -> None:
+    def stop_container(self, container_id: str, timeout_seconds: float) -> None:
+        """SIGTERM, then SIGKILL after the timeout: a sim container takes stopDelay to stop
+        (exit 143), or the whole timeout if it ignores SIGTERM (exit 137)."""
         c = self._get(container_id)
         now = self.clock.now()
         if c.finished_at is not None and c.finished_at <= now:
             return
-        c.stop_requested = True
-        if c.started_at is None or c.started_at > now:
-            c.started_at = c.started_at if c.started_at and c.started_at <= now else None
-            c.finished_at, c.exit_code, c.reason = now, 137 if c.started_at else 0, "Error"
-            if c.started_at is None:
-                c.reason = "ContainerCannotRun"
+        if c.stop_requested:
             return
-        if c.setting("ignore-sigterm") in ("true", "1", "yes"):
-            c.finished_at, c.exit_code, c.reason = now + max(0.0, timeout), 137, "Error"
+        c.stop_requested = True
+        timeout = max(0.0, float(timeout_seconds))
+        if c.started_at is None or c.started_at > now:
+            # never got to run
+            c.started_at = None
+            c.finished_at, c.exit_code, c.reason = now, 0, "ContainerCannotRun"
+            return
+        if timeout <= 0:
+            end, code = now, 137
+        elif _truthy(c.setting("ignore-sigterm")):
+            end, code = now + timeout, 137
         else:
-            c.finished_at = now + min(self.timings.stop_delay, max(0.0, timeout))
-            c.exit_code, c.reason = 143, "Error"
+            end, code = now + min(self.timings.stop_delay, timeout), 143
+        if c.finished_at is None or end < c.finished_at:
+            c.finished_at, c.exit_code, c.reason = end, code, "Error"
 
     def kill_all(self) -> None:
-        """The node died: every container stops now."""
+        """The node died: every container stops now (SIGKILL)."""
         now = self.clock.now()
         with self._lock:
             for c in self._containers.values():
                 if c.finished_at is None or c.finished_at > now:
+                    if c.started_at is not None and c.started_at > now:
+                        c.started_at = None
                     c.finished_at, c.exit_code, c.reason = now, 137, "Error"
 
     def remove_container(self, container_id: str) -> None:
@@ -207,21 +253,24 @@ class SimRuntime(Runtime):
     def _get(self, container_id: str) -> SimContainer:
         c = self._containers.get(container_id)
         if c is None:
-            raise ContainerNotFound(f"No such container: {container_id}")
+            raise ContainerNotFound(f"Error: No such container: {container_id}")
         return c
 
-    def container_status(self, container_id: str) -> ContainerStatus:
-        self._check()
-        c = self._get(container_id)
-        now = self.clock.now()
-        st = ContainerStatus(c.id, c.name, c.image, "created", created_at=c.created_at)
+    def _status(self, c: SimContainer, now: float) -> ContainerStatus:
+        st = ContainerStatus(c.id, c.name, c.image, CREATED, image_id=_image_id(c.image),
+                             created_at=c.created_at, attempt=c.attempt,
+                             sandbox_id=c.sandbox_id, pod_uid=c.pod_uid)
         if c.finished_at is not None and c.finished_at <= now:
-            st.state, st.exit_code, st.reason = "exited", c.exit_code, c.reason
+            st.state, st.exit_code, st.reason = EXITED, c.exit_code, c.reason
             st.started_at = c.started_at
             st.finished_at = c.finished_at
         elif c.started_at is not None and c.started_at <= now:
-            st.state, st.started_at = "running", c.started_at
+            st.state, st.started_at = RUNNING, c.started_at
         return st
+
+    def container_status(self, container_id: str) -> ContainerStatus:
+        self._check()
+        return self._status(self._get(container_id), self.clock.now())
 
     def next_change(self, container_id: str) -> float | None:
         c = self._containers.get(container_id)
@@ -233,49 +282,57 @@ class SimRuntime(Runtime):
                 return t
         return None
 
-    def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+    def list_containers(self, sandbox_id: str | None = None,
+                        pod_uid: str | None = None) -> list[ContainerStatus]:
+        self._check()
+        now = self.clock.now()
         with self._lock:
-            ids = [c.id for c in self._containers.values()
-                   if sandbox_id is None or c.sandbox_id == sandbox_id]
-        return [self.container_status(i) for i in ids]
+            cs = [c for c in self._containers.values()
+                  if (sandbox_id is None or c.sandbox_id == sandbox_id)
+                  and (pod_uid is None or c.pod_uid == pod_uid)]
+        return [self._status(c, now) for c in cs]
 
-    # ---- probes ----------------------------------------------------------------
-    def probe(self, container_id: str, kind: str, probe: dict[str, Any]) -> tuple[bool, str]:
+    # ---- probes: the outcome comes from the pod's annotations (default: success) ---------
+    def _sim_probe(self, container_id: str, kind: str, failure: str) -> tuple[bool, str]:
+        self._check()
         c = self._get(container_id)
-        setting = c.setting(kind)
+        setting = c.setting(kind) if kind else None
         if not setting:
             return True, ""
         if setting == "fail":
-            return False, self._probe_failure(probe)
+            return False, failure
         if setting.startswith("fail-after="):
             after = _num(setting.split("=", 1)[1], 0) or 0
             if c.started_at is not None and self.clock.now() >= c.started_at + after:
-                return False, self._probe_failure(probe)
+                return False, failure
         return True, ""
 
-    @staticmethod
-    def _probe_failure(probe: dict[str, Any]) -> str:
-        if "httpGet" in probe:
-            return f"HTTP probe failed with statuscode: 500"
-        if "tcpSocket" in probe:
-            port = probe["tcpSocket"].get("port")
-            return f"dial tcp :{port}: connect: connection refused"
-        return "command failed with exit code 1"
+    def probe_exec(self, container_id: str, cmd: list[str], timeout: float, *,
+                   kind: str = "") -> tuple[bool, str]:
+        return self._sim_probe(container_id, kind, "command failed with exit code 1")
 
-    # ---- logs, exec, stats -----------------------------------------------------
-    def container_logs(self, container_id: str, *, tail: int | None = None,
-                       timestamps: bool = False, follow: bool = False,
-                       stop: Any = None) -> Iterator[str]:
+    def probe_http(self, container_id: str, *, host: str, port: int, path: str = "/",
+                   scheme: str = "HTTP", headers: dict[str, str] | None = None,
+                   timeout: float = 1, kind: str = "") -> tuple[bool, str]:
+        return self._sim_probe(container_id, kind, "HTTP probe failed with statuscode: 500")
+
+    def probe_tcp(self, container_id: str, *, host: str, port: int, timeout: float = 1,
+                  kind: str = "") -> tuple[bool, str]:
+        return self._sim_probe(container_id, kind,
+                               f"dial tcp {host}:{port}: connect: connection refused")
+
+    # ---- logs --------------------------------------------------------------------
+    def container_logs(self, container_id: str, *, tail: int | None = None, follow: bool = False,
+                       timestamps: bool = False, stop: Any = None) -> Iterator[str]:
         c = self._get(container_id)
         lines = self._log_lines(c, self.clock.now())
-        if tail is not None:
+        sent = len(lines)
+        if tail is not None and tail >= 0:
             lines = lines[-tail:] if tail > 0 else []
         for t, text in lines:
             yield (f"{iso_micro(t)} " if timestamps else "") + text + "\n"
         if not follow:
             return
-        last = lines[-1][0] if lines else (c.started_at or self.clock.now())
-        sent = len(self._log_lines(c, self.clock.now()))
         while not (stop is not None and stop.is_set()):
             now = self.clock.now()
             all_lines = self._log_lines(c, now)
@@ -284,54 +341,71 @@ class SimRuntime(Runtime):
             sent = len(all_lines)
             if c.finished_at is not None and c.finished_at <= now:
                 return
+            if self._containers.get(c.id) is None:
+                return
             if stop is not None:
                 self.clock.wait_event(stop, 0.5)
             else:
                 self.clock.sleep(0.5)
-        del last
+
+    def _periodic_line(self, c: SimContainer, i: int) -> str:
+        img = c.image.rsplit("/", 1)[-1].split(":", 1)[0].split("@", 1)[0]
+        if img in ("nginx", "httpd", "caddy", "apache") or "httpd" in " ".join(c.command):
+            return f'10.244.0.1 - - "GET / HTTP/1.1" 200 615 "-" "kube-probe/1.32" ({i})'
+        return f"{c.name}: running for {int(i * LOG_PERIOD)}s"
 
     def _log_lines(self, c: SimContainer, now: float) -> list[tuple[float, str]]:
         if c.started_at is None or c.started_at > now:
             return []
-        out = [(c.started_at, f"[kbox-sim] {c.name}: started image={c.image}"
-                + (f" command={' '.join(c.command)}" if c.command else ""))]
+        cmd = " ".join(c.command)
+        out = [(c.started_at, f"{c.name}: started image {c.image}"
+                + (f" command: {cmd}" if cmd else ""))]
         end = now if c.finished_at is None or c.finished_at > now else c.finished_at
         n = int((end - c.started_at) // LOG_PERIOD)
         for i in range(1, n + 1):
-            out.append((c.started_at + i * LOG_PERIOD,
-                        f"[kbox-sim] {c.name}: running for {int(i * LOG_PERIOD)}s"))
+            out.append((c.started_at + i * LOG_PERIOD, self._periodic_line(c, i)))
         if c.finished_at is not None and c.finished_at <= now:
-            out.append((c.finished_at, f"[kbox-sim] {c.name}: exited with code {c.exit_code}"
-                        + (" (OOMKilled)" if c.reason == "OOMKilled" else "")))
+            why = " (OOMKilled)" if c.reason == "OOMKilled" else ""
+            out.append((c.finished_at, f"{c.name}: exited with code {c.exit_code}{why}"))
         return out
 
+    # ---- exec --------------------------------------------------------------------
     def exec_sync(self, container_id: str, cmd: list[str], stdin: bytes | None = None,
                   timeout: float = 10) -> tuple[int, bytes, bytes]:
         self._check()
         c = self._get(container_id)
+        st = self._status(c, self.clock.now())
+        if st.state != RUNNING:
+            raise ContainerNotFound(f"container {container_id} is not running")
         if not cmd:
             return 1, b"", b"no command given\n"
         prog, args = cmd[0].rsplit("/", 1)[-1], cmd[1:]
-        pod_name = c.pod["metadata"]["name"]
-        if prog == "sh" and args[:1] == ["-c"] and len(args) > 1:
+        pod_name = (c.pod.get("metadata") or {}).get("name", "")
+        if prog in ("sh", "bash", "ash") and args[:1] == ["-c"] and len(args) > 1:
             script = args[1].strip()
             if script.startswith("exit"):
+                parts = script.split()
                 try:
-                    return int(script.split()[1]) if len(script.split()) > 1 else 0, b"", b""
+                    return (int(parts[1]) if len(parts) > 1 else 0) & 0xFF, b"", b""
                 except ValueError:
-                    return 2, b"", f"sh: exit: Illegal number: {script.split()[1]}\n".encode()
-            import shlex
+                    return 2, b"", f"sh: exit: Illegal number: {parts[1]}\n".encode()
             try:
-                return self.exec_sync(container_id, shlex.split(script), stdin, timeout)
+                words = shlex.split(script)
             except ValueError:
-                return 2, b"", b"sh: syntax error\n"
+                return 2, b"", b"sh: syntax error: unterminated quoted string\n"
+            if not words:
+                return 0, b"", b""
+            return self.exec_sync(container_id, words, stdin, timeout)
         if prog == "echo":
             return 0, (" ".join(args) + "\n").encode(), b""
         if prog == "hostname" or (prog == "cat" and args == ["/etc/hostname"]):
             return 0, f"{pod_name}\n".encode(), b""
-        if prog == "env":
-            env = {"HOSTNAME": pod_name, "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                   **c.env}
+        if prog in ("env", "printenv"):
+            env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                   "HOSTNAME": pod_name, **c.env, "HOME": "/root"}
+            if prog == "printenv" and args:
+                vals = [env[a] for a in args if a in env]
+                return (0 if len(vals) == len(args) else 1), "".join(v + "\n" for v in vals).encode(), b""
             return 0, "".join(f"{k}={v}\n" for k, v in env.items()).encode(), b""
         if prog == "true":
             return 0, b"", b""
@@ -339,41 +413,57 @@ class SimRuntime(Runtime):
             return 1, b"", b""
         if prog == "ls":
             return 0, b"bin\ndev\netc\nhome\nproc\nroot\nsys\ntmp\nusr\nvar\n", b""
-        if prog == "cat" and stdin is not None:
-            return 0, stdin, b""
+        if prog == "cat" and not args:
+            return 0, stdin or b"", b""
         return 127, b"", f"sh: {cmd[0]}: not found\n".encode()
 
+    # ---- stats -------------------------------------------------------------------
     def container_stats(self, container_id: str) -> tuple[int, int]:
+        self._check()
         c = self._get(container_id)
-        st = self.container_status(container_id)
-        if st.state != "running":
+        if self._status(c, self.clock.now()).state != RUNNING:
             return 0, 0
-        spec = next((x for x in (c.pod.get("spec") or {}).get("containers") or []
+        spec = next((x for x in ((c.pod.get("spec") or {}).get("containers") or [])
+                     + ((c.pod.get("spec") or {}).get("initContainers") or [])
                      if x.get("name") == c.name), {})
         req = (spec.get("resources") or {}).get("requests") or {}
         cpu = _quantity_cpu_nano(c.setting("cpu"))
-        if cpu is None:
+        if cpu is None:       # default: 30% of the request (or of 2m)
             base = _quantity_cpu_nano(req.get("cpu")) or 2_000_000
             cpu = base * 3 // 10
         mem = _quantity_bytes(c.setting("memory"))
-        if mem is None:
+        if mem is None:       # default: half the request (or of 16Mi)
             base = _quantity_bytes(req.get("memory")) or 16 * 1024 * 1024
             mem = base // 2
         return cpu, mem
 
-    # ---- images ------------------------------------------------------------------
-    def pull_image(self, image: str, pod: dict[str, Any] | None = None,
-                   container: str = "") -> float:
+    def node_stats(self) -> tuple[int, int]:
         self._check()
-        tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else "latest"
+        cpu, mem = 50_000_000, 256 * 1024 * 1024        # the node's own daemons
+        for cid in list(self._containers):
+            try:
+                c_cpu, c_mem = self.container_stats(cid)
+            except ContainerNotFound:
+                continue
+            cpu += c_cpu
+            mem += c_mem
+        return cpu, mem
+
+    # ---- images ------------------------------------------------------------------
+    def pull_image(self, image: str, *, pod: dict[str, Any] | None = None,
+                   container: str = "") -> PulledImage:
+        self._check()
+        last = image.rsplit("/", 1)[-1]
+        tag = last.rsplit(":", 1)[1] if ":" in last else "latest"
+        repo = image[: len(image) - len(tag) - 1] if ":" in last else image
         forced = pod is not None and sim_setting(pod, container, "pull") == "fail"
         if forced or tag in ("missing", "does-not-exist") or "doesnotexist" in image:
-            repo = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
             raise ImagePullError(
                 f'failed to pull and unpack image "{image}": pull access denied for {repo}, '
                 "repository does not exist or may require 'docker login'")
-        self._images.add(image)
-        return self.timings.pull_delay
+        with self._lock:
+            self._images.add(image)
+        return PulledImage(image, _image_id(image), 0, self.timings.pull_delay)
 
     def image_present(self, image: str) -> bool:
         return image in self._images
@@ -382,7 +472,7 @@ class SimRuntime(Runtime):
         return sorted(self._images)
 
     def version(self) -> tuple[str, str]:
-        return "sim", "0.1.0"
+        return "sim", self.VERSION
 
     def healthy(self) -> bool:
         return not self.down
