@@ -56,6 +56,9 @@ def test_token_secret_and_lookup(env):
     assert len(token) >= 32
     assert find_token(env.client, token) == ("default", "builder")
     assert find_token(env.client, "nope") is None
+    tc = next(c for c in env.controllers if isinstance(c, TokenController))
+    assert tc.find_token(token) == ("default", "builder")
+    assert tc.find_token("nope") is None and tc.find_token("") is None
     # stable: another sync writes nothing new
     env.client.patch("serviceaccounts", "builder", {"metadata": {"labels": {"a": "b"}}},
                      "merge", "default")
@@ -66,4 +69,20 @@ def test_token_secret_and_lookup(env):
     env.settle()
     names = [s["metadata"]["name"] for s in env.client.list("secrets", "default")["items"]]
     assert ref["name"] not in names
+    assert find_token(env.client, token) is None
+    assert tc.find_token(token) is None
+
+
+def test_a_token_authenticates_only_its_live_account(env):
+    import secrets as pysecrets
+    sa = env.client.create("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                               "metadata": {"name": "bot"}}, "default")
+    token = pysecrets.token_urlsafe(32)
+    # a token Secret naming another uid (an older account of the same name) is worthless
+    env.client.create("secrets", {"apiVersion": "v1", "kind": "Secret",
+                                  "type": "kubernetes.io/service-account-token",
+                                  "metadata": {"name": "bot-token-stale", "annotations": {
+                                      "kubernetes.io/service-account.name": "bot",
+                                      "kubernetes.io/service-account.uid": "not-" + sa["metadata"]["uid"]}},
+                                  "data": {"token": base64.b64encode(token.encode()).decode()}}, "default")
     assert find_token(env.client, token) is None

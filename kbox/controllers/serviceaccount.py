@@ -13,7 +13,12 @@ Two controllers, as in kube-controller-manager:
   deleted, and so are an account's tokens when the account goes.
 
 `find_token(client, token)` maps a bearer token back to its account: the
-API's authenticator uses it.
+API's authenticator uses it. As kube's legacy token authenticator, a token
+counts only while its Secret is not being deleted and the account it names
+still exists with the uid the Secret recorded (so a token outliving its
+account for a moment, or one for a re-created account of the same name,
+authenticates nobody). `TokenController.find_token(token)` answers the same
+from the informer caches in O(1), for a per-request authenticator.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from kbox.controllers.informer import InformerFactory
 log = logging.getLogger(__name__)
 
 TOKEN_TYPE = "kubernetes.io/service-account-token"
+TOKEN_INDEX = "sa-token"
 ANN_NAME = "kubernetes.io/service-account.name"
 ANN_UID = "kubernetes.io/service-account.uid"
 DEFAULT_SA = "default"
@@ -46,18 +52,48 @@ def _b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
+def token_index(secret: Obj) -> list[str]:
+    """Informer index: the base64 token of a service-account token Secret."""
+    if secret.get("type") != TOKEN_TYPE:
+        return []
+    tok = (secret.get("data") or {}).get("token")
+    return [tok] if tok else []
+
+
+def _account_of(secret: Obj, get_sa: Any) -> tuple[str, str] | None:
+    """(namespace, name) when `secret` is a live token of an existing account, else None."""
+    m = secret["metadata"]
+    if secret.get("type") != TOKEN_TYPE or m.get("deletionTimestamp"):
+        return None
+    ann = m.get("annotations") or {}
+    ns, name = m.get("namespace") or "default", ann.get(ANN_NAME)
+    if not name:
+        return None
+    sa = get_sa(ns, name)
+    if sa is None or sa["metadata"].get("deletionTimestamp"):
+        return None
+    if ann.get(ANN_UID) and sa["metadata"].get("uid") != ann[ANN_UID]:
+        return None
+    return ns, name
+
+
 def find_token(client: Client, token: str) -> tuple[str, str] | None:
     """(namespace, service account name) owning bearer `token`, or None."""
     if not token:
         return None
     want = _b64(token)
+
+    def get_sa(ns: str, name: str) -> Obj | None:
+        try:
+            return client.get("serviceaccounts", name, ns)
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
     for s in client.list("secrets")["items"]:
-        if s.get("type") != TOKEN_TYPE:
-            continue
-        data = s.get("data") or {}
-        if data.get("token") == want:
-            ann = s["metadata"].get("annotations") or {}
-            return s["metadata"].get("namespace") or "default", ann.get(ANN_NAME, "")
+        if s.get("type") == TOKEN_TYPE and secrets.compare_digest(
+                ((s.get("data") or {}).get("token") or "").encode(), want.encode()):
+            return _account_of(s, get_sa)
     return None
 
 
@@ -102,6 +138,7 @@ class TokenController(Controller):
         self.rng = rng or random.SystemRandom()
         self.sa_informer = informers.informer("serviceaccounts")
         self.secret_informer = informers.informer("secrets")
+        self.secret_informer.add_index(TOKEN_INDEX, token_index)
         self.sa_informer.add_handler(self._sa, lambda o, n: self._sa(n), self._sa)
         self.secret_informer.add_handler(self._secret, lambda o, n: self._secret(n), self._secret)
 
@@ -115,6 +152,16 @@ class TokenController(Controller):
         self.enqueue("secret:" + key_of(s))
         if ann.get(ANN_NAME):
             self.enqueue(f"sa:{s['metadata'].get('namespace')}/{ann[ANN_NAME]}")
+
+    def find_token(self, token: str) -> tuple[str, str] | None:
+        """`find_token` from the informer caches: no API call per request."""
+        if not token:
+            return None
+        for s in self.secret_informer.by_index(TOKEN_INDEX, _b64(token)):
+            found = _account_of(s, lambda ns, name: self.sa_informer.get(f"{ns}/{name}"))
+            if found is not None:
+                return found
+        return None
 
     def sync(self, key: str) -> None:
         kind, _, rest = key.partition(":")
