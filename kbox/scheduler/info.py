@@ -298,6 +298,7 @@ class NodeInfo:
             self.free_mem = self.alloc_mem - self.req_mem
             self.free_pods = self.alloc_pods - self.pod_count
         self.generation += 1
+        self.sc_sig = None    # the cached base score is stale: one identity test in the hot loop
 
     def add_pod(self, pi: PodInfo) -> None:
         self.pods[pi.key] = pi

@@ -209,8 +209,8 @@ class Scheduler:
         if not feasible:
             return None, failures, n
         # each node's cached base score, when nothing changed since a pod of the same shape
-        bases = [ni.sc_val if ni.sc_sig is sig and ni.sc_gen == ni.generation
-                 else base_score(pi, ni) for ni in feasible]
+        # (a node's change clears its sc_sig, so one identity test says the cache is good)
+        bases = [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
         counts = [ni.owners.get(owner, 0) for ni in feasible] if owner else None
         return select_host(pi, feasible, self.rng, bases=bases, owner_counts=counts,
                            any_prefer_taints=self._prefer_taint_nodes > 0), failures, n
