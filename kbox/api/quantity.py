@@ -94,6 +94,18 @@ def format_memory(nbytes: int) -> str:
     return str(nbytes)
 
 
+@lru_cache(maxsize=8192)
+def _nanos_text(text: str) -> int:
+    return math.ceil(_parse_text(text) * 1_000_000_000)
+
+
+def parse_nanos(value: str | int | float) -> int:
+    """The amount in billionths, rounded up: exact integer comparisons, cached by text."""
+    if isinstance(value, str) and value and not value[0].isspace() and not value[-1].isspace():
+        return _nanos_text(value)
+    return math.ceil(parse_quantity(value) * 1_000_000_000)
+
+
 def is_quantity(value: object) -> bool:
     try:
         parse_quantity(value)  # type: ignore[arg-type]
@@ -102,6 +114,6 @@ def is_quantity(value: object) -> bool:
     return True
 
 
-__all__ = ["parse_quantity", "parse_cpu", "parse_memory", "is_quantity", "format_cpu", "format_memory",
+__all__ = ["parse_quantity", "parse_nanos", "parse_cpu", "parse_memory", "is_quantity", "format_cpu", "format_memory",
            "QuantityError",
            "QUANTITY_MSG", "QUANTITY_REGEX"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from kbox.api.kinds.common import (Cause, duplicate, enum, forbidden, get, invalid, non_negative,
                                    not_found, required, unsupported)
-from kbox.api.quantity import QuantityError, parse_quantity
+from kbox.api.quantity import QuantityError, parse_nanos
 from kbox.api.validation import (dns_label_errors, label_value_errors, qualified_name_errors,
                                  validate_labels)
 
@@ -129,7 +129,7 @@ def default_pod(spec: dict[str, Any]) -> None:
 
 def _positive_amount(q: Any) -> bool:
     try:
-        return parse_quantity(q) > 0
+        return parse_nanos(q) > 0
     except QuantityError:
         return False
 
@@ -151,7 +151,7 @@ def qos_class(spec: dict[str, Any]) -> str:
                 guaranteed = False
                 continue
             for r, q in requests.items():
-                if parse_quantity(q) != parse_quantity(limits[r]):
+                if parse_nanos(q) != parse_nanos(limits[r]):
                     guaranteed = False
     if not any_set:
         return "BestEffort"
@@ -223,16 +223,20 @@ def _validate_probe(out: list[Cause], probe: dict[str, Any], field: str, kind: s
         out.append(invalid(f"{field}.successThreshold", st, "must be 1"))
 
 
+_STANDARD_RESOURCES = frozenset({"cpu", "memory", "ephemeral-storage", "pods"})
+
+
 def _validate_resources(out: list[Cause], res: dict[str, Any], field: str) -> None:
     parsed: dict[str, dict[str, Any]] = {}
     for part in ("limits", "requests"):
         parsed[part] = {}
         for r, q in (res.get(part) or {}).items():
             f = f"{field}.{part}[{r}]"
-            for e in qualified_name_errors(r):
-                out.append(invalid(f"{field}.{part}", r, e))
+            if r not in _STANDARD_RESOURCES:
+                for e in qualified_name_errors(r):
+                    out.append(invalid(f"{field}.{part}", r, e))
             try:
-                v = parse_quantity(q)
+                v = parse_nanos(q)
             except QuantityError as e:
                 out.append(invalid(f, q, str(e)))
                 continue

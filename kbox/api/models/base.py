@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from kbox.api.errors import cause
-from kbox.api.quantity import QuantityError, parse_quantity
+from kbox.api.quantity import QuantityError, parse_nanos
 
 
 class K8sModel(BaseModel):
@@ -65,7 +65,7 @@ def _quantity(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _invalid(value, "must be a quantity (a number or a string such as \"250m\" or \"128Mi\")")
     try:
-        parse_quantity(value)
+        parse_nanos(value)     # cached by text
     except QuantityError as e:
         raise _invalid(value, str(e))
     return value
