@@ -397,3 +397,26 @@ def test_three_way_patch_directives():
                      "spec": {"template": {"spec": {"containers": [
                          {"name": "a", "image": "x2"}, {"name": "b", "$patch": "delete"}]}}}}
     assert apply_patch(info, mod, mod, {**cur, **{"spec": mod["spec"]}, "metadata": {"labels": {"keep": "1"}}}) == {}
+
+
+def test_dry_run_client_writes_nothing(cli):
+    rev = cli.revision
+    assert cli(f"apply -f {SAMPLES / 'web.yaml'} --dry-run=client") == (
+        0, "deployment.apps/web created (dry run)\nservice/web created (dry run)\n", "")
+    assert cli("create deployment api --image=busybox --dry-run=client") == (
+        0, "deployment.apps/api created (dry run)\n", "")
+    assert cli.revision == rev
+    cli(f"apply -f {SAMPLES / 'web.yaml'}")
+    rev = cli.revision
+    assert cli(f"apply -f {SAMPLES / 'web-v2.yaml'} --dry-run=client")[1] == "deployment.apps/web configured (dry run)\n"
+    assert cli(f"apply -f {SAMPLES / 'web-v2.yaml'} --dry-run=server")[1] == "deployment.apps/web configured (server dry run)\n"
+    assert cli.revision == rev
+
+
+def test_create_from_file(cli, tmp_path):
+    _write(tmp_path, "conf/a.txt", "alpha")
+    _write(tmp_path, "conf/b.txt", "beta")
+    assert cli("create configmap files --from-file=conf")[0] == 0
+    assert cli.client.get("configmaps", "files", "default")["data"] == {"a.txt": "alpha", "b.txt": "beta"}
+    assert cli("create configmap one --from-file=k=conf/a.txt")[0] == 0
+    assert cli.client.get("configmaps", "one", "default")["data"] == {"k": "alpha"}

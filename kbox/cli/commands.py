@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from typing import Any, Iterable
 
@@ -589,8 +590,9 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
             except ApiError as e:
                 if e.code != 404:
                     raise
-                ctx.client.create(info.plural, desired, ns, dry_run=args.dry_run == "server",
-                                  field_manager="kubectl-client-side-apply")
+                if args.dry_run != "client":
+                    ctx.client.create(info.plural, desired, ns, dry_run=args.dry_run == "server",
+                                      field_manager="kubectl-client-side-apply")
                 w(ctx, f"{ref(info, name)} created" + _dry(args))
                 continue
             prev = (live["metadata"].get("annotations") or {}).get(LAST_APPLIED)
@@ -598,12 +600,16 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
             from kbox.cli.applypatch import apply_patch
             patch = apply_patch(info, original, desired, live)
             if not patch:
-                w(ctx, f"{ref(info, name)} unchanged")
+                w(ctx, f"{ref(info, name)} unchanged" + _dry(args))
+                continue
+            if args.dry_run == "client":
+                w(ctx, f"{ref(info, name)} configured" + _dry(args))
                 continue
             out = ctx.client.patch(info.plural, name, patch, "strategic", ns,
                                    field_manager="kubectl-client-side-apply",
                                    dry_run=args.dry_run == "server")
-            same = out["metadata"].get("resourceVersion") == live["metadata"].get("resourceVersion")
+            same = out["metadata"].get("resourceVersion") == live["metadata"].get("resourceVersion") \
+                and args.dry_run != "server"
             w(ctx, f"{ref(info, name)} {'unchanged' if same else 'configured'}" + _dry(args))
         except ApiError as e:
             ctx.err.write(api_error(e).message + "\n")  # type: ignore[union-attr]
@@ -612,7 +618,8 @@ def cmd_apply(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _dry(args: argparse.Namespace) -> str:
-    return f" ({args.dry_run} dry run)" if getattr(args, "dry_run", "none") != "none" else ""
+    mode = getattr(args, "dry_run", "none")
+    return {"client": " (dry run)", "server": " (server dry run)"}.get(mode, "")
 
 
 def _create_args(p: argparse.ArgumentParser) -> None:
@@ -624,7 +631,34 @@ def _create_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int)
     p.add_argument("--tcp", action="append")
     p.add_argument("--from-literal", action="append", default=[])
+    p.add_argument("--from-file", action="append", default=[],
+                   help="configmap/secret data from a file ([key=]path) or every file of a folder")
+    p.add_argument("--type", help="secret type (default Opaque)")
     p.add_argument("--save-config", action="store_true")
+
+
+def _client_shape(obj: dict[str, Any]) -> dict[str, Any]:
+    """A generated object as kubectl prints it with --dry-run=client: the Go zero values
+    its typed structs serialise (creationTimestamp: null, empty strategy/resources/status)."""
+    o = deep_copy(obj)
+    m = o.setdefault("metadata", {})
+    m.pop("namespace", None)
+    m["creationTimestamp"] = None
+    kind = o.get("kind")
+    if kind in ("Deployment", "Job"):
+        spec = o.setdefault("spec", {})
+        if kind == "Deployment":
+            spec.setdefault("strategy", {})
+        t = spec.setdefault("template", {})
+        t.setdefault("metadata", {})["creationTimestamp"] = None
+        for c in (t.get("spec") or {}).get("containers") or []:
+            c.setdefault("resources", {})
+        o["status"] = {}
+    elif kind == "Service":
+        o["status"] = {"loadBalancer": {}}
+    elif kind == "Namespace":
+        o["spec"], o["status"] = {}, {}
+    return o
 
 
 def _generated(ctx: Context, args: argparse.Namespace) -> tuple[ResourceInfo, dict[str, Any]]:
@@ -684,8 +718,27 @@ def _generated(ctx: Context, args: argparse.Namespace) -> tuple[ResourceInfo, di
             if not sep:
                 raise CliError(f"invalid literal source {lit}, expected key=value")
             data[k] = v
+        for src in args.from_file:
+            key, sep, path = src.partition("=")
+            if not sep:
+                key, path = "", src
+            full = path if os.path.isabs(path) else os.path.join(ctx.base_dir, path)
+            if os.path.isdir(full):
+                for f in sorted(os.listdir(full)):
+                    if os.path.isfile(os.path.join(full, f)):
+                        data[f] = open(os.path.join(full, f)).read()
+            elif os.path.isfile(full):
+                data[key or os.path.basename(path)] = open(full).read()
+            else:
+                raise CliError(f"error reading {path}: no such file or directory")
         if kind == "secret":
             import base64
+            secret = {"apiVersion": "v1", "kind": "Secret",
+                      "metadata": {"name": rest[0], "namespace": ns},
+                      "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+            if args.type:
+                secret["type"] = args.type
+            return resolve("secrets"), secret
             return resolve("secrets"), {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                                         "metadata": {"name": rest[0], "namespace": ns},
                                         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
@@ -707,6 +760,14 @@ def cmd_create(ctx: Context, args: argparse.Namespace) -> int:
         raise CliError("must specify one of -f and -k, or a resource kind to create")
     for info, obj in items:
         ns = _target_ns(ctx, args, info, obj)
+        if args.dry_run == "client":
+            # nothing is sent: show the object as kubectl would have sent it
+            out = _client_shape(obj) if not args.filename else obj
+            if args.output:
+                print_objects(ctx, info, [out], args.output, single=True)
+            else:
+                w(ctx, f"{ref(info, out['metadata']['name'])} created (dry run)")
+            continue
         try:
             out = ctx.client.create(info.plural, obj, ns, dry_run=args.dry_run == "server")
             name = out["metadata"]["name"]

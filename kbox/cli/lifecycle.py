@@ -8,12 +8,13 @@ from kbox.cli.registry import Command, COMMANDS, Context
 
 
 def _register(name: str, help: str, run_name: str) -> None:
-    from kbox.cli import up
-
+    # kbox.cli.up is imported only when one of its verbs is parsed or run
     def add(p: argparse.ArgumentParser) -> None:
+        from kbox.cli import up
         up.add_arguments(name, p)
 
     def run(ctx: Context, args: argparse.Namespace) -> int:
+        from kbox.cli import up
         return getattr(up, run_name)(args, ctx.out, ctx.err)
 
     COMMANDS[name] = Command(name, help, add, run, needs_cluster=False)

@@ -179,7 +179,7 @@ def _render(toks: list[tuple[str, str]], data: Any, root: Any, out: list[str]) -
 
 def _scalar(v: Any) -> str:
     if isinstance(v, (dict, list)):
-        return json.dumps(v)
+        return json.dumps(v, separators=(",", ":"), ensure_ascii=False)   # Go's compact JSON
     if isinstance(v, bool):
         return "true" if v else "false"
     return "" if v is None else str(v)
