@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from kbox.scheduler.interpod import parse_terms
 from kbox.scheduler.quantity import amount, cpu_millis, units
 
 Obj = dict[str, Any]
@@ -147,7 +148,8 @@ class PodInfo:
 
     __slots__ = ("key", "uid", "name", "namespace", "pod", "priority", "cpu", "mem", "nz_cpu",
                  "nz_mem", "other", "ports", "node_name", "tolerations", "tolerates_unschedulable",
-                 "required", "preferred", "owner", "simple", "preemption_never", "sig")
+                 "required", "preferred", "owner", "simple", "preemption_never", "sig",
+                 "labels", "affinity", "anti")
 
     def __init__(self, pod: Obj) -> None:
         m = pod.get("metadata") or {}
@@ -233,9 +235,13 @@ class PodInfo:
                 owner = ref.get("uid")
                 break
         self.owner = owner
+        self.labels = m.get("labels") or {}
+        # required inter-pod (anti-)affinity terms (see kbox.scheduler.interpod)
+        self.affinity = parse_terms(pod, "podAffinity", self.namespace)
+        self.anti = parse_terms(pod, "podAntiAffinity", self.namespace)
         # pods the hot loop can check with three comparisons on untainted, schedulable nodes
         self.simple = (self.required is None and not self.ports and not self.other
-                       and self.node_name is None)
+                       and self.node_name is None and not self.affinity and not self.anti)
 
 
 # ---- nodes -----------------------------------------------------------------------------

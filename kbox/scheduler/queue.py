@@ -187,6 +187,22 @@ class SchedulingQueue:
             self._cond.notify_all()
             return len(moved)
 
+    def move_if(self, pred: Any, event: str = "") -> int:
+        """Like move_all, but only the unschedulable pods whose PodInfo `pred` accepts
+        (an event only some failures care about, e.g. a pod added for pod affinity)."""
+        with self._cond:
+            if not self._unsched:
+                return 0
+            moved = [qp for qp in self._unsched.values() if pred(qp.pi)]
+            if not moved:
+                return 0
+            now = self.clock.monotonic()
+            for qp in moved:
+                del self._unsched[qp.key]
+                self._requeue(qp, now)
+            self._cond.notify_all()
+            return len(moved)
+
     def _requeue(self, qp: QueuedPod, now: float) -> None:
         if now < qp.timestamp + self.backoff_duration(qp.attempts):
             self._push_backoff(qp, now)

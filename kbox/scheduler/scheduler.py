@@ -31,6 +31,7 @@ from kbox.clock import Clock, RealClock, iso_time
 from kbox.controllers.events import NORMAL, WARNING, EventRecorder
 from kbox.controllers.informer import InformerFactory
 from kbox.scheduler.info import NodeInfo, PodInfo
+from kbox.scheduler.interpod import InterPodState
 from kbox.scheduler.plugins import base_score, fit_error_message, run_filters, select_host
 from kbox.scheduler.queue import QueuedPod, SchedulingQueue
 
@@ -90,6 +91,8 @@ class Scheduler:
         self._ring_dirty = False
         self._pod_nodes: dict[str, tuple[str, PodInfo]] = {}   # counted pods: key -> (node, info)
         self._assumed: set[str] = set()
+        self._anti_keys: set[str] = set()     # counted pods with required pod anti-affinity
+        self._affinity_seen = False           # a pending pod with required pod affinity was seen
         self._next_start = 0
         self._prefer_taint_nodes = 0   # how many nodes have PreferNoSchedule taints
         self._stop = threading.Event()
@@ -177,7 +180,16 @@ class Scheduler:
         feasible: list[NodeInfo] = []
         failures: list = []
         cpu, mem, sig, owner = pi.cpu, pi.mem, pi.sig, pi.owner
-        simple = pi.simple
+        # InterPodAffinity's PreFilter: only when the pod or a running pod has required terms
+        ipa = None
+        if pi.affinity or pi.anti or self._anti_keys:
+            ipa = InterPodState(pi, self._node_list,
+                                [(self._nodes[nn], epi) for nn, epi in
+                                 (self._pod_nodes[k] for k in self._anti_keys
+                                  if k in self._pod_nodes) if nn in self._nodes])
+            if ipa.empty:
+                ipa = None
+        simple = pi.simple and ipa is None
         # Walk the ring (the node list twice over) from the round-robin start, in chunks no
         # larger than what is still wanted, so exactly the nodes kube-scheduler would look at
         # are looked at; a chunk that passes the fast check whole costs one comprehension.
@@ -201,6 +213,8 @@ class Scheduler:
                     feasible.append(ni)
                     continue
                 f = run_filters(pi, ni)
+                if f is None and ipa is not None:
+                    f = ipa.filter(ni)      # InterPodAffinity runs after the other filters
                 if f is None:
                     feasible.append(ni)
                 else:
@@ -219,12 +233,15 @@ class Scheduler:
         node.add_pod(pi)
         self._pod_nodes[pi.key] = (node.name, pi)
         self._assumed.add(pi.key)
+        if pi.anti:
+            self._anti_keys.add(pi.key)
 
     def _forget(self, pi: PodInfo) -> None:
         with self._lock:
             cur = self._pod_nodes.get(pi.key)
             if pi.key in self._assumed and cur is not None and cur[1] is pi:
                 self._assumed.discard(pi.key)
+                self._anti_keys.discard(pi.key)
                 del self._pod_nodes[pi.key]
                 ni = self._nodes.get(cur[0])
                 if ni is not None:
@@ -251,6 +268,7 @@ class Scheduler:
             raise
         self.queue.done(qp)
         self.scheduled += 1
+        self._assigned_pod_added()
         self.recorder.event(pod, NORMAL, "Scheduled",
                             f"Successfully assigned {pi.namespace}/{pi.name} to {node_name}")
 
@@ -340,7 +358,7 @@ class Scheduler:
             if not _terminal(pod):
                 self._cache_pod(pod)
         elif self._pending_for_us(pod):
-            self.queue.add(PodInfo(pod))
+            self._queue_pending(PodInfo(pod))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         key = _key(new)
@@ -357,7 +375,7 @@ class Scheduler:
             # the node assignment went away: its room is free again, and the pod may need a node
             self.queue.move_all("AssignedPodUnbound")
         if self._pending_for_us(new):
-            self.queue.update(PodInfo(new))
+            self._queue_pending(PodInfo(new))
         else:
             self.queue.delete(key)
 
@@ -366,6 +384,11 @@ class Scheduler:
         self.queue.delete(key)
         if self._uncache_pod(key):
             self.queue.move_all("AssignedPodDelete")
+
+    def _queue_pending(self, pi: PodInfo) -> None:
+        if pi.affinity:
+            self._affinity_seen = True
+        self.queue.add(pi)
 
     def _cache_pod(self, pod: Obj) -> None:
         key = _key(pod)
@@ -383,6 +406,18 @@ class Scheduler:
             pi = PodInfo(pod)
             self._node_info(node).add_pod(pi)
             self._pod_nodes[key] = (node, pi)
+            if pi.anti:
+                self._anti_keys.add(key)
+            else:
+                self._anti_keys.discard(key)
+        if cur is None:
+            self._assigned_pod_added()
+
+    def _assigned_pod_added(self) -> None:
+        """A pod newly on a node may satisfy a pending pod's pod affinity: retry those only
+        (and only once such a pod was ever seen, so the common case pays nothing)."""
+        if self._affinity_seen:
+            self.queue.move_if(lambda p: bool(p.affinity), "AssignedPodAdd")
 
     def _uncache_pod(self, key: str) -> bool:
         with self._lock:
@@ -390,6 +425,7 @@ class Scheduler:
             if cur is None:
                 return False
             self._assumed.discard(key)
+            self._anti_keys.discard(key)
             ni = self._nodes.get(cur[0])
             if ni is not None:
                 ni.remove_pod(key)
