@@ -1152,9 +1152,11 @@ def _change_meta(ctx: Context, args: argparse.Namespace, field: str, verb: str) 
     todo = []
     for info, names in groups:
         if not names:
-            if not (args.selector or args.all):
+            if not (args.selector or args.all or args.field_selector):
                 raise CliError("resource(s) were provided, but no name was specified")
-            items = ctx.client.list(info.plural, ns if info.namespaced else None, label_selector=args.selector)["items"]
+            from kbox.cli.util import list_filtered
+            items = list_filtered(ctx.client, info.plural, ns if info.namespaced else None,
+                                  args.field_selector, args.selector)
             names = [o["metadata"]["name"] for o in items]
         todo.extend((info, n) for n in names)
     for info, name in todo:
@@ -1314,6 +1316,7 @@ def _wait_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--for", dest="for_", required=True)
     p.add_argument("--timeout", default="30s")
     p.add_argument("-l", "--selector")
+    p.add_argument("--field-selector")
     p.add_argument("--all", action="store_true")
 
 
@@ -1329,9 +1332,11 @@ def cmd_wait(ctx: Context, args: argparse.Namespace) -> int:
         if names:
             todo.extend((info, n, ns or ctx.namespace) for n in names)
         else:
-            if not (args.selector or args.all):
+            if not (args.selector or args.all or args.field_selector):
                 raise CliError("resource(s) were provided, but no name was specified")
-            items = ctx.client.list(info.plural, ns if info.namespaced else None, label_selector=args.selector)["items"]
+            from kbox.cli.util import list_filtered
+            items = list_filtered(ctx.client, info.plural, ns if info.namespaced else None,
+                                  args.field_selector, args.selector)
             todo.extend((info, o["metadata"]["name"], o["metadata"].get("namespace")) for o in items)
     if not todo:
         raise CliError("no matching resources found")
