@@ -139,17 +139,18 @@ def base_score(pi: PodInfo, ni: NodeInfo) -> int:
 
 def select_host(pi: PodInfo, nodes: list[NodeInfo], rng: random.Random, *,
                 bases: list[int] | None = None, owner_counts: list[int] | None = None,
-                any_prefer_taints: bool = True) -> NodeInfo:
+                any_prefer_taints: bool = True, spread_done: bool = False) -> NodeInfo:
     """The highest-scoring feasible node; ties broken at random (a seeded rng is deterministic).
 
     Scores that are equal on every node are left out (a constant changes no choice);
     reversed scores are subtracted rather than added to 100 for the same reason.
+    `spread_done`: `bases` already include the spreading score (the scheduler's fast path).
     """
     if len(nodes) == 1:
         return nodes[0]
     totals = bases if bases is not None else [base_score(pi, ni) for ni in nodes]
     # spreading: pods of the same controller already on the node, fewer is better
-    if pi.owner:
+    if pi.owner and not spread_done:
         owner = pi.owner
         counts = owner_counts if owner_counts is not None else \
             [ni.owners.get(owner, 0) for ni in nodes]

@@ -32,7 +32,8 @@ from kbox.controllers.events import NORMAL, WARNING, EventRecorder
 from kbox.controllers.informer import InformerFactory
 from kbox.scheduler.info import NodeInfo, PodInfo
 from kbox.scheduler.interpod import InterPodState
-from kbox.scheduler.plugins import base_score, fit_error_message, run_filters, select_host
+from kbox.scheduler.plugins import (MAX_SCORE, W_SPREAD, base_score, fit_error_message,
+                                    run_filters, select_host)
 from kbox.scheduler.queue import QueuedPod, SchedulingQueue
 
 log = logging.getLogger(__name__)
@@ -224,9 +225,18 @@ class Scheduler:
             return None, failures, n
         # each node's cached base score, when nothing changed since a pod of the same shape
         # (a node's change clears its sc_sig, so one identity test says the cache is good)
-        bases = [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
-        counts = [ni.owners.get(owner, 0) for ni in feasible] if owner else None
-        return select_host(pi, feasible, self.rng, bases=bases, owner_counts=counts,
+        top = 0
+        if owner:
+            counts = [ni.owners.get(owner, 0) for ni in feasible]
+            top = max(counts)
+        if top:
+            # spreading folded into the same pass, its penalty per count from a small table
+            pen = [W_SPREAD * (MAX_SCORE * c // top) for c in range(top + 1)]
+            totals = [(ni.sc_val if ni.sc_sig is sig else base_score(pi, ni)) - pen[c]
+                      for ni, c in zip(feasible, counts)]
+        else:
+            totals = [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
+        return select_host(pi, feasible, self.rng, bases=totals, spread_done=True,
                            any_prefer_taints=self._prefer_taint_nodes > 0), failures, n
 
     def _assume(self, pi: PodInfo, node: NodeInfo) -> None:
