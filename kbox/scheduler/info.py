@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from kbox.scheduler.interpod import parse_terms
 from kbox.scheduler.quantity import amount, cpu_millis, units
+from kbox.scheduler.spread import parse_constraints
 
 Obj = dict[str, Any]
 
@@ -149,7 +150,7 @@ class PodInfo:
     __slots__ = ("key", "uid", "name", "namespace", "pod", "priority", "cpu", "mem", "nz_cpu",
                  "nz_mem", "other", "ports", "node_name", "tolerations", "tolerates_unschedulable",
                  "required", "preferred", "owner", "simple", "preemption_never", "sig",
-                 "labels", "affinity", "anti")
+                 "labels", "affinity", "anti", "spread")
 
     def __init__(self, pod: Obj) -> None:
         m = pod.get("metadata") or {}
@@ -239,9 +240,11 @@ class PodInfo:
         # required inter-pod (anti-)affinity terms (see kbox.scheduler.interpod)
         self.affinity = parse_terms(pod, "podAffinity", self.namespace)
         self.anti = parse_terms(pod, "podAntiAffinity", self.namespace)
+        self.spread = parse_constraints(pod)    # hard topologySpreadConstraints
         # pods the hot loop can check with three comparisons on untainted, schedulable nodes
         self.simple = (self.required is None and not self.ports and not self.other
-                       and self.node_name is None and not self.affinity and not self.anti)
+                       and self.node_name is None and not self.affinity and not self.anti
+                       and not self.spread)
 
 
 # ---- nodes -----------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Filters run in kube-scheduler's order and a node stops at the first plugin that
 rejects it: NodeUnschedulable, NodeName, TaintToleration, NodeAffinity,
-NodePorts, NodeResourcesFit. Each rejection carries kube-scheduler's reason
+NodePorts, NodeResourcesFit, then PodTopologySpread (kbox.scheduler.spread) and
+InterPodAffinity (kbox.scheduler.interpod), which need per-cycle state. Each rejection carries kube-scheduler's reason
 text and whether preemption could ever help (it cannot for the first four:
 "UnschedulableAndUnresolvable").
 

@@ -32,6 +32,7 @@ from kbox.controllers.events import NORMAL, WARNING, EventRecorder
 from kbox.controllers.informer import InformerFactory
 from kbox.scheduler.info import NodeInfo, PodInfo
 from kbox.scheduler.interpod import InterPodState
+from kbox.scheduler.spread import SpreadState
 from kbox.scheduler.plugins import (MAX_SCORE, W_SPREAD, base_score, fit_error_message,
                                     run_filters, select_host)
 from kbox.scheduler.queue import QueuedPod, SchedulingQueue
@@ -93,7 +94,7 @@ class Scheduler:
         self._pod_nodes: dict[str, tuple[str, PodInfo]] = {}   # counted pods: key -> (node, info)
         self._assumed: set[str] = set()
         self._anti_keys: set[str] = set()     # counted pods with required pod anti-affinity
-        self._affinity_seen = False           # a pending pod with required pod affinity was seen
+        self._affinity_seen = False   # a pending pod with pod affinity or spread constraints seen
         self._next_start = 0
         self._prefer_taint_nodes = 0   # how many nodes have PreferNoSchedule taints
         self._stop = threading.Event()
@@ -190,6 +191,8 @@ class Scheduler:
                                   if k in self._pod_nodes) if nn in self._nodes])
             if ipa.empty:
                 ipa = None
+        # PodTopologySpread's PreFilter: counts per domain for hard spread constraints
+        sps = SpreadState(pi, self._node_list) if pi.spread else None
         simple = pi.simple and ipa is None
         # Walk the ring (the node list twice over) from the round-robin start, in chunks no
         # larger than what is still wanted, so exactly the nodes kube-scheduler would look at
@@ -214,6 +217,8 @@ class Scheduler:
                     feasible.append(ni)
                     continue
                 f = run_filters(pi, ni)
+                if f is None and sps is not None:
+                    f = sps.filter(ni)
                 if f is None and ipa is not None:
                     f = ipa.filter(ni)      # InterPodAffinity runs after the other filters
                 if f is None:
@@ -396,7 +401,7 @@ class Scheduler:
             self.queue.move_all("AssignedPodDelete")
 
     def _queue_pending(self, pi: PodInfo) -> None:
-        if pi.affinity:
+        if pi.affinity or pi.spread:
             self._affinity_seen = True
         self.queue.add(pi)
 
@@ -427,7 +432,7 @@ class Scheduler:
         """A pod newly on a node may satisfy a pending pod's pod affinity: retry those only
         (and only once such a pod was ever seen, so the common case pays nothing)."""
         if self._affinity_seen:
-            self.queue.move_if(lambda p: bool(p.affinity), "AssignedPodAdd")
+            self.queue.move_if(lambda p: bool(p.affinity or p.spread), "AssignedPodAdd")
 
     def _uncache_pod(self, key: str) -> bool:
         with self._lock:
