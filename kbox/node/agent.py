@@ -38,7 +38,8 @@ from typing import Any, Callable, Iterator
 from kbox.api import errors
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
-from kbox.clock import Clock, iso_micro, iso_time
+from kbox.clock import Clock, iso_micro
+from kbox.clock import iso_time as _iso_time
 from kbox.controllers.events import EventRecorder
 from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
                           ImagePullError, Runtime, RuntimeError_, RuntimeUnavailable)
@@ -169,7 +170,8 @@ class NodeAgent:
 
     def __init__(self, client: Client, name: str, runtime: Runtime, clock: Clock, config, *,
                  index: int, spec, recorder: EventRecorder,
-                 wake: Callable[[str, float], None]) -> None:
+                 wake: Callable[[str, float], None],
+                 busy: Callable[[], bool] | None = None) -> None:
         self.client = client
         self.name = name
         self.runtime = runtime
@@ -180,6 +182,7 @@ class NodeAgent:
         self.spec = spec
         self.recorder = recorder
         self.wake = wake             # wake(pod_key, at_clock_time)
+        self.busy = busy or (lambda: False)
         self.stopped = False
         self.records: dict[str, PodRecord] = {}      # by pod key
         self._ip_lock = threading.Lock()
@@ -324,7 +327,12 @@ class NodeAgent:
                 "uid": node["metadata"]["uid"]}]
         except ApiError:
             pass
-        self._lease_obj = self.client.create("leases", lease, "kube-node-lease")
+        try:
+            self._lease_obj = self.client.create("leases", lease, "kube-node-lease")
+        except ApiError as e:
+            if e.code != 409:
+                raise
+            self._lease_obj = None      # created meanwhile: the next renewal updates it
 
     def status_due(self, now: float) -> bool:
         """Post when a condition changed, or when the last post is old (the Lease is the
@@ -457,7 +465,7 @@ class NodeAgent:
                 self._terminate(key, pod, rec, wakes)
             else:
                 self._run(key, pod, rec, wakes)
-                self._report(pod, rec)
+                self._report(pod, rec, bool(wakes) and min(wakes) <= self.clock.now() + 2.0)
         except RuntimeUnavailable:
             return
         if wakes:
@@ -831,7 +839,7 @@ class NodeAgent:
         self.forget_pod(key)
 
     # ---- status ------------------------------------------------------------------------
-    def _report(self, pod: dict[str, Any], rec: PodRecord) -> None:
+    def _report(self, pod: dict[str, Any], rec: PodRecord, wake_soon: bool = False) -> None:
         cached = pod.get("status") or {}
         # right after our own write the informer may still hold the older object:
         # then what we wrote is the truth to compare with (and to keep transition times from)
@@ -843,6 +851,8 @@ class NodeAgent:
             status = self.pod_status(pod, rec, base)
         if all(base.get(k) == v for k, v in status.items()):
             return
+        if rec.written is None and wake_soon and self.busy() and _transitional(status):
+            return     # under load, a pod about to start skips its ContainerCreating write
         m = pod["metadata"]
         try:
             out = self.client.patch("pods", m["name"], {"status": status}, "merge",
@@ -1092,6 +1102,31 @@ class NodeAgent:
                 pods.append({"namespace": ns, "name": name, "containers": cs})
         cpu, mem = self.runtime.node_stats()
         return {"node": {"cpu_nanocores": cpu, "memory_bytes": mem}, "pods": pods}
+
+
+def _transitional(status: dict[str, Any]) -> bool:
+    """A first status with nothing to see yet: Pending, every container just being created."""
+    if status.get("phase") != "Pending":
+        return False
+    for s in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        w = (s.get("state") or {}).get("waiting")
+        if w is None or w.get("reason") not in ("ContainerCreating", "PodInitializing") or s.get("lastState"):
+            return False
+    return True
+
+
+_iso_cache: tuple[int, str] = (-1, "")
+
+
+def iso_time(epoch: float) -> str:   # noqa: F811  (second precision: cache the last second)
+    global _iso_cache
+    sec = int(epoch)
+    cached = _iso_cache
+    if cached[0] == sec:
+        return cached[1]
+    text = _iso_time(sec)
+    _iso_cache = (sec, text)
+    return text
 
 
 def _terminated(st: ContainerStatus, runtime: str) -> dict[str, Any]:

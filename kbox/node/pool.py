@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 class NodePool:
     workers = 4
+    busy_threshold = 500
 
     def __init__(self, client, informers, clock, config, *, runtime: str = "sim",
                  api=None, recorder: EventRecorder | None = None) -> None:
@@ -37,11 +38,13 @@ class NodePool:
         self.agents: dict[str, NodeAgent] = {}
         self._lock = threading.RLock()
         self._next_index = 0
+        self._adding: set[str] = set()
         self.queue = WorkQueue(clock, name="kubelet")
-        self.recorder = recorder or EventRecorder(client, "kubelet", clock=clock)
+        self.recorder = _RateLimitedRecorder(recorder or EventRecorder(client, "kubelet", clock=clock),
+                                             clock)
         make_runtime(runtime, node_name="", clock=clock, config=config)   # fail early on a bad name
         self.pods = informers.informer("pods")
-        self.pods.add_handler(self._on_pod, lambda old, new: self._on_pod(new), self._on_pod)
+        self.pods.add_handler(self._on_pod, self._on_pod_update, self._on_pod)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._holder: dict[str, str] = {}      # pod key → the node whose agent has state for it
@@ -51,6 +54,22 @@ class NodePool:
         node = (pod.get("spec") or {}).get("nodeName")
         if node and node in self.agents:
             self.queue.add(key_of(pod))
+
+    def _on_pod_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        node = (new.get("spec") or {}).get("nodeName")
+        agent = self.agents.get(node) if node else None
+        if agent is None:
+            return
+        key = key_of(new)
+        rec = agent.records.get(key)
+        if rec is not None and rec.written_rv and \
+                str(rec.written_rv) == (new.get("metadata") or {}).get("resourceVersion"):
+            return          # the echo of our own status write: nothing new to act on
+        self.queue.add(key)
+
+    def busy(self) -> bool:
+        """Many pods waiting for a worker: agents then skip purely transitional status writes."""
+        return len(self.queue) > self.busy_threshold
 
     def _wake(self, key: str, at: float) -> None:
         self.queue.add_after(key, at - self.clock.now())
@@ -147,17 +166,24 @@ class NodePool:
     # ---- node operations ------------------------------------------------------
     def add_node(self, spec) -> NodeAgent:
         with self._lock:
-            if spec.name in self.agents:
+            if spec.name in self.agents or spec.name in self._adding:
                 raise ValueError(f'node "{spec.name}" already exists')
+            self._adding.add(spec.name)
             index = self._next_index
             self._next_index += 1
+        try:
             runtime = make_runtime(self.runtime_name, node_name=spec.name, clock=self.clock,
                                    config=self.config)
             agent = NodeAgent(self.client, spec.name, runtime, self.clock, self.config,
-                              index=index, spec=spec, recorder=self.recorder, wake=self._wake)
-            self.agents[spec.name] = agent
-        agent.register()
-        agent.proxy.start()
+                              index=index, spec=spec, recorder=self.recorder, wake=self._wake,
+                              busy=self.busy)
+            agent.register()         # before the heartbeat loop can see it
+            agent.proxy.start()
+            with self._lock:
+                self.agents[spec.name] = agent
+        finally:
+            with self._lock:
+                self._adding.discard(spec.name)
         if self.api is not None:
             self.api.node_endpoints[spec.name] = agent
         self._resync(spec.name)
@@ -230,3 +256,48 @@ class NodePool:
             agent.runtime.down = False  # type: ignore[attr-defined]
         agent.restart()
         self._resync(name)
+
+
+class _RateLimitedRecorder:
+    """The pool's event recorder: kubelet's eventRecordQPS/eventBurst, shared by every agent.
+
+    A real kubelet limits itself to 50 events/s (burst 100) and client-go drops
+    events when its queue is full; a thousand simulated kubelets in one process
+    would otherwise spend most of their time writing Pulled/Created/Started
+    events. Normal events get `qps` with `burst`; Warnings (what a person looks
+    for) get their own, larger budget. A small cluster never reaches either.
+    """
+
+    def __init__(self, inner: EventRecorder, clock, *, qps: float = 200.0, burst: float = 2000.0,
+                 warning_qps: float = 500.0, warning_burst: float = 5000.0) -> None:
+        self.inner = inner
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._buckets = {"Normal": [burst, qps, burst, None], "Warning": [warning_burst, warning_qps,
+                                                                         warning_burst, None]}
+        self.dropped = 0
+
+    def _take(self, type_: str) -> bool:
+        b = self._buckets.get(type_) or self._buckets["Normal"]
+        now = self.clock.monotonic()
+        with self._lock:
+            tokens, qps, burst, last = b
+            if last is not None:
+                tokens = min(burst, tokens + (now - last) * qps)
+            b[3] = now
+            if tokens < 1:
+                b[0] = tokens
+                self.dropped += 1
+                return False
+            b[0] = tokens - 1
+            return True
+
+    def event(self, obj, type_: str, reason: str, message: str, *, host: str | None = None) -> None:
+        if self._take(type_):
+            self.inner.event(obj, type_, reason, message, host=host)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        self.inner.flush(timeout)
+
+    def stop(self) -> None:
+        self.inner.stop()

@@ -30,6 +30,7 @@ stderr as sh would.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import shlex
@@ -109,6 +110,7 @@ class SimContainer:
         return sim_setting(self.pod, self.name, key)
 
 
+@functools.lru_cache(maxsize=4096)
 def _image_id(image: str) -> str:
     return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
 
@@ -277,7 +279,8 @@ class SimRuntime(Runtime):
         if c is None:
             return None
         now = self.clock.now()
-        for t in (c.created_at, c.started_at, c.finished_at):
+        # creation only matters when no start was asked for yet
+        for t in ((c.created_at,) if c.started_at is None else ()) + (c.started_at, c.finished_at):
             if t is not None and t > now:
                 return t
         return None
