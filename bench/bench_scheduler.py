@@ -21,14 +21,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _common import machine, rss_mib  # noqa: E402
+from _common import machine, rss_mib
 
-from kbox.api.client import InProcessClient  # noqa: E402
-from kbox.api.server import ApiServer  # noqa: E402
-from kbox.clock import RealClock, iso_time  # noqa: E402
-from kbox.controllers.informer import InformerFactory  # noqa: E402
-from kbox.scheduler import Scheduler  # noqa: E402
-from kbox.store.memory import MemoryStore  # noqa: E402
+from kbox.api.client import InProcessClient
+from kbox.api.server import ApiServer
+from kbox.clock import RealClock, iso_time
+from kbox.controllers.informer import InformerFactory
+from kbox.scheduler import Scheduler
+from kbox.store.memory import MemoryStore
 
 
 def node(name: str, now: str) -> dict:

@@ -13,8 +13,13 @@ except ImportError:  # pragma: no cover - when tests/ is a package
 
 from kbox.clock import FakeClock
 from kbox.scheduler.info import NodeInfo, PodInfo
-from kbox.scheduler.plugins import fit_error_message, run_filters, score_nodes, select_host
-from kbox.scheduler.queue import ACTIVE, BACKOFF, UNSCHEDULABLE, SchedulingQueue
+from kbox.scheduler.plugins import (
+    fit_error_message,
+    run_filters,
+    score_nodes,
+    select_host,
+)
+from kbox.scheduler.queue import BACKOFF, UNSCHEDULABLE, SchedulingQueue
 
 
 @pytest.fixture

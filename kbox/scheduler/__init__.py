@@ -8,4 +8,4 @@ from __future__ import annotations
 
 from kbox.scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
 
-__all__ = ["Scheduler", "DEFAULT_SCHEDULER_NAME"]
+__all__ = ["DEFAULT_SCHEDULER_NAME", "Scheduler"]

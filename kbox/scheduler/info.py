@@ -11,7 +11,8 @@ Units: cpu in millicores, memory and other scalar resources in bytes/units.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kbox.scheduler.interpod import parse_terms
 from kbox.scheduler.quantity import amount, cpu_millis, units
@@ -147,10 +148,33 @@ _SIGS: dict[tuple[int, int, int, int], tuple[int, int, int, int]] = {}
 class PodInfo:
     """A pod's scheduling-relevant facts, parsed once per object version."""
 
-    __slots__ = ("key", "uid", "name", "namespace", "pod", "priority", "cpu", "mem", "nz_cpu",
-                 "nz_mem", "other", "ports", "node_name", "tolerations", "tolerates_unschedulable",
-                 "required", "preferred", "owner", "simple", "preemption_never", "sig",
-                 "labels", "affinity", "anti", "spread")
+    __slots__ = (
+        "affinity",
+        "anti",
+        "cpu",
+        "key",
+        "labels",
+        "mem",
+        "name",
+        "namespace",
+        "node_name",
+        "nz_cpu",
+        "nz_mem",
+        "other",
+        "owner",
+        "pod",
+        "ports",
+        "preemption_never",
+        "preferred",
+        "priority",
+        "required",
+        "sig",
+        "simple",
+        "spread",
+        "tolerates_unschedulable",
+        "tolerations",
+        "uid",
+    )
 
     def __init__(self, pod: Obj) -> None:
         m = pod.get("metadata") or {}
@@ -251,11 +275,35 @@ class PodInfo:
 class NodeInfo:
     """A node plus the sums of what the pods on it (bound or assumed) request."""
 
-    __slots__ = ("name", "node", "labels", "unschedulable", "hard_taints", "prefer_taints",
-                 "alloc_cpu", "alloc_mem", "alloc_pods", "alloc_other", "req_cpu", "req_mem",
-                 "nz_cpu", "nz_mem", "req_other", "pod_count", "ports", "owners", "pods",
-                 "blocked", "free_cpu", "free_mem", "free_pods", "generation",
-                 "sc_sig", "sc_gen", "sc_val")
+    __slots__ = (
+        "alloc_cpu",
+        "alloc_mem",
+        "alloc_other",
+        "alloc_pods",
+        "blocked",
+        "free_cpu",
+        "free_mem",
+        "free_pods",
+        "generation",
+        "hard_taints",
+        "labels",
+        "name",
+        "node",
+        "nz_cpu",
+        "nz_mem",
+        "owners",
+        "pod_count",
+        "pods",
+        "ports",
+        "prefer_taints",
+        "req_cpu",
+        "req_mem",
+        "req_other",
+        "sc_gen",
+        "sc_sig",
+        "sc_val",
+        "unschedulable",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name

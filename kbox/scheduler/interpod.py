@@ -19,8 +19,10 @@ the list is empty and there is no `namespaceSelector`; a `namespaceSelector`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from kbox.api.errors import ApiError
 from kbox.api.selectors import LabelSelector, selector_from_spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,7 +69,7 @@ def parse_terms(pod: dict[str, Any], kind: str, namespace: str) -> tuple[PodTerm
             namespaces = frozenset(names) if names else frozenset((namespace,))
         try:
             sel = selector_from_spec(t.get("labelSelector"))
-        except Exception:   # an invalid selector matches nothing rather than failing the cycle
+        except ApiError:   # an invalid selector matches nothing rather than failing the cycle
             sel = LabelSelector(match_nothing=True)
         out.append(PodTerm(key, namespaces, sel))
     return tuple(out)
@@ -76,10 +78,10 @@ def parse_terms(pod: dict[str, Any], kind: str, namespace: str) -> tuple[PodTerm
 class InterPodState:
     """The PreFilter result for one pod: which topology domains it needs or must avoid."""
 
-    __slots__ = ("affinity", "any_affinity_match", "self_match", "anti", "existing")
+    __slots__ = ("affinity", "anti", "any_affinity_match", "existing", "self_match")
 
-    def __init__(self, pi: "PodInfo", nodes: Iterable["NodeInfo"],
-                 anti_pods: Iterable[tuple["NodeInfo", "PodInfo"]]) -> None:
+    def __init__(self, pi: PodInfo, nodes: Iterable[NodeInfo],
+                 anti_pods: Iterable[tuple[NodeInfo, PodInfo]]) -> None:
         nodes = [ni for ni in nodes if ni.node is not None]
         # podAffinity: per term, the domains holding at least one matching pod
         self.affinity = [(t.key, _domains(t, nodes)) for t in pi.affinity]
@@ -104,7 +106,7 @@ class InterPodState:
     def empty(self) -> bool:
         return not self.affinity and not self.anti and not self.existing
 
-    def filter(self, ni: "NodeInfo") -> tuple[bool, tuple[str, ...]] | None:
+    def filter(self, ni: NodeInfo) -> tuple[bool, tuple[str, ...]] | None:
         labels = ni.labels
         if self.affinity:
             all_exist = True
@@ -126,7 +128,7 @@ class InterPodState:
         return None
 
 
-def _domains(term: PodTerm, nodes: list["NodeInfo"]) -> set[str]:
+def _domains(term: PodTerm, nodes: list[NodeInfo]) -> set[str]:
     out: set[str] = set()
     key = term.key
     for ni in nodes:

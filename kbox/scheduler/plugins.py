@@ -126,10 +126,8 @@ def base_score(pi: PodInfo, ni: NodeInfo) -> int:
     # BalancedAllocation over actual requests: 1 - std of the two fractions (|a-b|/2 for two)
     fc = (ni.req_cpu + pi.cpu) / ac if ac else 0.0
     fm = (ni.req_mem + pi.mem) / am if am else 0.0
-    if fc > 1.0:
-        fc = 1.0
-    if fm > 1.0:
-        fm = 1.0
+    fc = min(fc, 1.0)
+    fm = min(fm, 1.0)
     d = fc - fm if fc > fm else fm - fc
     v = W_FIT * la + W_BALANCED * int((1.0 - d / 2) * MAX_SCORE)
     ni.sc_sig = sig

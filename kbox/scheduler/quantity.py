@@ -38,7 +38,7 @@ def _value(text: str) -> float:
 
 
 @lru_cache(maxsize=4096)
-def cpu_millis(text: str | int | float | None) -> int:
+def cpu_millis(text: str | float | None) -> int:
     """`250m` → 250, `2` → 2000, `0.1` → 100 (rounded up, as Kubernetes does)."""
     if text is None or text == "":
         return 0
@@ -48,7 +48,7 @@ def cpu_millis(text: str | int | float | None) -> int:
 
 
 @lru_cache(maxsize=4096)
-def units(text: str | int | float | None) -> int:
+def units(text: str | float | None) -> int:
     """Memory, pods and other scalar resources: `128Mi` → 134217728, `110` → 110."""
     if text is None or text == "":
         return 0
@@ -57,6 +57,6 @@ def units(text: str | int | float | None) -> int:
     return int(math.ceil(round(_value(str(text)), 6)))
 
 
-def amount(resource: str, text: str | int | float | None) -> int:
+def amount(resource: str, text: str | float | None) -> int:
     """A quantity of `resource` in the scheduler's unit (millicores for cpu)."""
     return cpu_millis(text) if resource == "cpu" else units(text)

@@ -32,8 +32,18 @@ ACTIVE, BACKOFF, UNSCHEDULABLE, IN_FLIGHT = "active", "backoff", "unschedulable"
 
 
 class QueuedPod:
-    __slots__ = ("key", "pi", "attempts", "timestamp", "seq", "where", "cycle", "gen", "gone",
-                 "last_message")
+    __slots__ = (
+        "attempts",
+        "cycle",
+        "gen",
+        "gone",
+        "key",
+        "last_message",
+        "pi",
+        "seq",
+        "timestamp",
+        "where",
+    )
 
     def __init__(self, pi: PodInfo, seq: int, now: float) -> None:
         self.key = pi.key

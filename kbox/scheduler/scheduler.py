@@ -32,10 +32,16 @@ from kbox.controllers.events import NORMAL, WARNING, EventRecorder
 from kbox.controllers.informer import InformerFactory
 from kbox.scheduler.info import NodeInfo, PodInfo
 from kbox.scheduler.interpod import InterPodState
-from kbox.scheduler.spread import SpreadState
-from kbox.scheduler.plugins import (MAX_SCORE, W_SPREAD, base_score, fit_error_message,
-                                    run_filters, select_host)
+from kbox.scheduler.plugins import (
+    MAX_SCORE,
+    W_SPREAD,
+    base_score,
+    fit_error_message,
+    run_filters,
+    select_host,
+)
 from kbox.scheduler.queue import QueuedPod, SchedulingQueue
+from kbox.scheduler.spread import SpreadState
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +171,7 @@ class Scheduler:
             return num_all
         if pct <= 0:
             pct = BASE_PERCENTAGE_OF_NODES_TO_SCORE - num_all // 125
-            if pct < MIN_FEASIBLE_NODES_PERCENTAGE:
-                pct = MIN_FEASIBLE_NODES_PERCENTAGE
+            pct = max(pct, MIN_FEASIBLE_NODES_PERCENTAGE)
         return max(num_all * pct // 100, MIN_FEASIBLE_NODES_TO_FIND)
 
     def _find_node(self, pi: PodInfo) -> tuple[NodeInfo | None, list, int]:

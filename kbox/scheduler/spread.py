@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kbox.api.errors import ApiError
 from kbox.api.selectors import LabelSelector, selector_from_spec
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +58,7 @@ def parse_constraints(pod: dict[str, Any]) -> tuple[Constraint, ...]:
             sel_spec["matchLabels"] = {**(sel_spec.get("matchLabels") or {}), **extra}
         try:
             sel = selector_from_spec(sel_spec)
-        except Exception:
+        except ApiError:   # an invalid selector matches nothing
             sel = LabelSelector(match_nothing=True)
         out.append(Constraint(key, max(1, int(c.get("maxSkew") or 1)),
                               max(1, int(c.get("minDomains") or 1)), sel))
@@ -69,7 +70,7 @@ class SpreadState:
 
     __slots__ = ("checks",)
 
-    def __init__(self, pi: "PodInfo", nodes: list["NodeInfo"]) -> None:
+    def __init__(self, pi: PodInfo, nodes: list[NodeInfo]) -> None:
         eligible = [ni for ni in nodes if ni.node is not None
                     and (pi.required is None or pi.required(ni.labels, ni.name))]
         self.checks = []
@@ -93,7 +94,7 @@ class SpreadState:
             self_match = 1 if c.selector.matches(pi.labels) else 0
             self.checks.append((c.key, counts, lowest + c.max_skew - self_match))
 
-    def filter(self, ni: "NodeInfo") -> tuple[bool, tuple[str, ...]] | None:
+    def filter(self, ni: NodeInfo) -> tuple[bool, tuple[str, ...]] | None:
         labels = ni.labels
         for key, counts, limit in self.checks:
             v = labels.get(key)
