@@ -887,6 +887,58 @@ def describe_node(ctx: Context, n: Obj, events: list[Obj] | None) -> str:
     return w.text()
 
 
+def describe_endpoints(ctx: Context, ep: Obj, events: list[Obj] | None) -> str:
+    w = _W()
+    m = ep["metadata"]
+    _head(w, ep)
+    _labels(w, "Labels", m.get("labels"))
+    _annotations(w, "Annotations", m.get("annotations"))
+    w.write(0, "Subsets:\n")
+    for sub in ep.get("subsets") or []:
+        ready = ",".join(a.get("ip", "") for a in sub.get("addresses") or []) or "<none>"
+        not_ready = ",".join(a.get("ip", "") for a in sub.get("notReadyAddresses") or []) or "<none>"
+        w.write(1, f"Addresses:\t{ready}\n")
+        w.write(1, f"NotReadyAddresses:\t{not_ready}\n")
+        if sub.get("ports"):
+            w.write(1, "Ports:\n")
+            w.write(2, "Name\tPort\tProtocol\n")
+            w.write(2, "----\t----\t--------\n")
+            for p in sub["ports"]:
+                w.write(2, f"{p.get('name') or '<unset>'}\t{p.get('port')}\t{p.get('protocol', 'TCP')}\n")
+        w.write(0, "\n")
+    describe_events(w, events, ctx.clock.now())
+    return w.text()
+
+
+def describe_serviceaccount(ctx: Context, sa: Obj, events: list[Obj] | None) -> str:
+    w = _W()
+    m = sa["metadata"]
+    _head(w, sa)
+    _labels(w, "Labels", m.get("labels"))
+    _annotations(w, "Annotations", m.get("annotations"))
+    try:
+        secrets = ctx.client.list("secrets", m.get("namespace"))["items"]
+    except ApiError:
+        secrets = []
+    existing = {x["metadata"]["name"] for x in secrets}
+
+    def named(refs: list[Obj] | None) -> list[str]:
+        return [r.get("name", "") + ("" if r.get("name") in existing else " (not found)") for r in refs or []]
+    tokens = [x["metadata"]["name"] for x in secrets
+              if x.get("type") == "kubernetes.io/service-account-token"
+              and (x["metadata"].get("annotations") or {}).get("kubernetes.io/service-account.name") == m["name"]]
+    # kubectl's three headers, in their sorted order, padded to one width
+    for header, names in (("Image pull secrets:", named(sa.get("imagePullSecrets"))),
+                          ("Mountable secrets: ", named(sa.get("secrets"))),
+                          ("Tokens:            ", tokens)):
+        if not names:
+            w.write(0, f"{header}\t<none>\n")
+        for i, n in enumerate(names):
+            w.write(0, f"{header if i == 0 else ' ' * 19}\t{n}\n")
+    describe_events(w, events, ctx.clock.now())
+    return w.text()
+
+
 def _words(key: str) -> str:
     """`clusterIP` → `Cluster IP`, as kubectl's generic describer titles fields."""
     parts = re.findall(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|[A-Z]+|\d+", key)
@@ -936,7 +988,7 @@ DESCRIBERS: dict[str, Callable[[Context, Obj, list[Obj] | None], str]] = {
     "pods": describe_pod, "deployments": describe_deployment, "replicasets": describe_replicaset,
     "daemonsets": describe_daemonset, "jobs": describe_job, "services": describe_service,
     "namespaces": describe_namespace, "configmaps": describe_configmap, "secrets": describe_secret,
-    "nodes": describe_node,
+    "nodes": describe_node, "endpoints": describe_endpoints, "serviceaccounts": describe_serviceaccount,
 }
 NO_EVENTS = {"namespaces", "secrets"}
 
