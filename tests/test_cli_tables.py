@@ -115,3 +115,19 @@ def test_every_resource_has_columns_with_wide_priorities():
         cols, _ = table_for(r.plural)
         assert cols[0][0] in ("NAME", "LAST SEEN"), r.plural
         assert all(c[2] in (0, 1) for c in cols)
+
+
+def test_to_table_is_a_meta_k8s_io_table():
+    from kbox.api.tables import to_table
+    p = pod(statuses=[running])
+    p["metadata"]["creationTimestamp"] = T
+    t = to_table("pods", [p], 0, resource_version="7")
+    assert t["kind"] == "Table" and t["apiVersion"] == "meta.k8s.io/v1"
+    assert t["metadata"]["resourceVersion"] == "7"
+    names = [(c["name"], c["priority"]) for c in t["columnDefinitions"]]
+    assert names[:5] == [("NAME", 0), ("READY", 0), ("STATUS", 0), ("RESTARTS", 0), ("AGE", 0)]
+    assert ("NODE", 1) in names
+    assert t["rows"][0]["cells"][:3] == ["p", "1/1", "Running"]
+    assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    assert to_table("pods", [p], 0, include_object="Object")["rows"][0]["object"] is p
+    assert "object" not in to_table("pods", [p], 0, include_object="None")["rows"][0]

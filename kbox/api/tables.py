@@ -366,3 +366,34 @@ DEFAULT_TABLE: tuple[list[Column], Cells] = (
 
 def table_for(plural: str) -> tuple[list[Column], Cells]:
     return TABLES.get(plural, DEFAULT_TABLE)
+
+
+def to_table(plural: str, objs: list[dict[str, Any]], now: float, *,
+             include_object: str = "Metadata", resource_version: str = "",
+             continue_token: str | None = None) -> dict[str, Any]:
+    """A meta.k8s.io/v1 Table, as kube-apiserver answers `Accept: ...;as=Table`.
+
+    include_object: "None", "Metadata" (PartialObjectMetadata, kubectl's default) or
+    "Object" (the full object), as the `includeObject` query parameter asks.
+    """
+    columns, cells = table_for(plural)
+    descriptions = {"NAME": "Name must be unique within a namespace.",
+                    "AGE": "CreationTimestamp is a timestamp representing the server time when "
+                           "this object was created."}
+    meta: dict[str, Any] = {"resourceVersion": resource_version}
+    if continue_token:
+        meta["continue"] = continue_token
+    rows = []
+    for o in objs:
+        row: dict[str, Any] = {"cells": cells(o, now)}
+        if include_object == "Object":
+            row["object"] = o
+        elif include_object != "None":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": o.get("metadata") or {}}
+        rows.append(row)
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+            "columnDefinitions": [{"name": n, "type": t, "format": "name" if n == "NAME" else "",
+                                   "description": descriptions.get(n, ""), "priority": p}
+                                  for n, t, p in columns],
+            "rows": rows}
