@@ -396,7 +396,7 @@ def test_three_way_patch_directives():
     assert patch == {"metadata": {"labels": {"drop": None}},
                      "spec": {"template": {"spec": {"containers": [
                          {"name": "a", "image": "x2"}, {"name": "b", "$patch": "delete"}]}}}}
-    assert apply_patch(info, mod, mod, {**cur, **{"spec": mod["spec"]}, "metadata": {"labels": {"keep": "1"}}}) == {}
+    assert apply_patch(info, mod, mod, {**cur, "spec": mod["spec"], "metadata": {"labels": {"keep": "1"}}}) == {}
 
 
 def test_dry_run_client_writes_nothing(cli):

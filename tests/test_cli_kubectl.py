@@ -18,6 +18,7 @@ import shutil
 import subprocess
 
 import pytest
+from test_cli_golden import NOW, load_objects
 
 from kbox.api import strategy
 from kbox.api.client import InProcessClient
@@ -25,8 +26,6 @@ from kbox.api.server import ApiServer
 from kbox.cli.registry import Context, execute
 from kbox.clock import FakeClock, RealClock
 from kbox.store.memory import MemoryStore
-
-from test_cli_golden import NOW, load_objects  # noqa: E402
 
 pytestmark = pytest.mark.kubectl
 

@@ -7,8 +7,17 @@ import io
 
 import pytest
 
-from kbox.cli.registry import (COMMANDS, CliError, CliHelp, Context, execute, help_text, names,
-                               parse, parser_for)
+from kbox.cli.registry import (
+    COMMANDS,
+    CliError,
+    CliHelp,
+    Context,
+    execute,
+    help_text,
+    names,
+    parse,
+    parser_for,
+)
 
 KUBECTL_VERBS = ["get", "describe", "apply", "create", "replace", "delete", "scale", "rollout",
                  "set", "logs", "exec", "label", "annotate", "cordon", "uncordon", "drain", "wait",

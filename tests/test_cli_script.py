@@ -50,7 +50,8 @@ def test_first_failing_line_stops_the_run(ctx):
     assert 'Error from server (NotFound): pods "nope" not found' in err
     assert "demo.kbox:3:" in err and "get pod nope" in err
     assert "configmap/two" not in ctx.out.getvalue()
-    with pytest.raises(Exception):
+    from kbox.api.errors import ApiError
+    with pytest.raises(ApiError):
         ctx.client.get("configmaps", "two", "default")
 
 

@@ -90,7 +90,7 @@ def test_pod_status(p, want):
 
 
 def test_restarts_show_when_last_restarted():
-    cols, cells = table_for("pods")
+    _, cells = table_for("pods")
     p = pod(statuses=[waiting("CrashLoopBackOff", 4)])
     p["metadata"]["creationTimestamp"] = "2023-11-14T21:00:00Z"
     from kbox.clock import parse_time

@@ -9,7 +9,8 @@ meta.k8s.io Table responses. No CLI or terminal code here.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kbox.clock import parse_time
 
@@ -82,13 +83,11 @@ def pod_status(pod: dict[str, Any]) -> tuple[str, int, int, int, str]:
     for i, cs in enumerate(status.get("initContainerStatuses") or []):
         restarts += int(cs.get("restartCount") or 0)
         fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
-        if fin > last:
-            last = fin
+        last = max(last, fin)
         sidecar = _restartable(pod, cs.get("name", ""))
         if sidecar:
             sidecar_restarts += int(cs.get("restartCount") or 0)
-            if fin > sidecar_last:
-                sidecar_last = fin
+            sidecar_last = max(sidecar_last, fin)
         st = cs.get("state") or {}
         term, wait = st.get("terminated"), st.get("waiting")
         if term is not None and term.get("exitCode") == 0:
@@ -116,8 +115,7 @@ def pod_status(pod: dict[str, Any]) -> tuple[str, int, int, int, str]:
         for cs in reversed(status.get("containerStatuses") or []):
             restarts += int(cs.get("restartCount") or 0)
             fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
-            if fin > last:
-                last = fin
+            last = max(last, fin)
             st = cs.get("state") or {}
             wait, term = st.get("waiting"), st.get("terminated")
             if wait is not None and wait.get("reason"):
@@ -253,8 +251,8 @@ def _controller_of(obj: dict[str, Any]) -> str:
 
 Cells = Callable[[dict[str, Any], float], list[Any]]
 
-_st = lambda o: o.get("status") or {}   # noqa: E731
-_sp = lambda o: o.get("spec") or {}     # noqa: E731
+_st = lambda o: o.get("status") or {}
+_sp = lambda o: o.get("spec") or {}
 
 
 def _pod_cells(p: dict[str, Any], now: float) -> list[Any]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sys
 
+from kbox.api.errors import ApiError
 from kbox.cli import commands as _commands  # noqa: F401  (registers the verbs)
 from kbox.cli import lifecycle as _lifecycle  # noqa: F401
-from kbox.api.errors import ApiError
 from kbox.cli.registry import COMMANDS, CliError, Context, parse
 
 GLOBAL_FLAGS = ("--cluster",)

@@ -94,4 +94,4 @@ def apply_patch(info: Any, original: Obj | None, modified: Obj, current: Obj) ->
     return patch
 
 
-__all__ = ["three_way", "apply_patch"]
+__all__ = ["apply_patch", "three_way"]

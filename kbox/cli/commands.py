@@ -12,7 +12,8 @@ import argparse
 import json
 import os
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from kbox.api.errors import ApiError
 from kbox.api.objects import deep_copy
@@ -59,10 +60,10 @@ def targets(words: list[str]) -> list[tuple[ResourceInfo, list[str]]]:
         out: dict[str, tuple[ResourceInfo, list[str]]] = {}
         for wd in words:
             if "/" not in wd:
-                raise CliError(f"there is no need to specify a resource type as a separate argument "
-                               f"when passing arguments in resource/name form (e.g. 'kbox get "
-                               f"resource/<resource_name>' instead of 'kbox get resource "
-                               f"resource/<resource_name>'")
+                raise CliError("there is no need to specify a resource type as a separate argument "
+                               "when passing arguments in resource/name form (e.g. 'kbox get "
+                               "resource/<resource_name>' instead of 'kbox get resource "
+                               "resource/<resource_name>'")
             kind, name = wd.split("/", 1)
             info = resolve(kind)
             out.setdefault(info.plural, (info, []))[1].append(name)
@@ -726,9 +727,11 @@ def _generated(ctx: Context, args: argparse.Namespace) -> tuple[ResourceInfo, di
             if os.path.isdir(full):
                 for f in sorted(os.listdir(full)):
                     if os.path.isfile(os.path.join(full, f)):
-                        data[f] = open(os.path.join(full, f)).read()
+                        with open(os.path.join(full, f)) as fh:
+                            data[f] = fh.read()
             elif os.path.isfile(full):
-                data[key or os.path.basename(path)] = open(full).read()
+                with open(full) as fh:
+                    data[key or os.path.basename(path)] = fh.read()
             else:
                 raise CliError(f"error reading {path}: no such file or directory")
         if kind == "secret":
@@ -964,7 +967,7 @@ def cmd_rollout(ctx: Context, args: argparse.Namespace) -> int:
             if args.revision:
                 found = [(cause, rs) for rev, cause, rs in revisions if rev == args.revision]
                 if not found:
-                    raise CliError(f"unable to find the specified revision")
+                    raise CliError("unable to find the specified revision")
                 cause, rs = found[0]
                 tmpl = json.loads(json.dumps((rs.get("spec") or {}).get("template") or {}))
                 if cause:
@@ -1342,7 +1345,7 @@ def cmd_wait(ctx: Context, args: argparse.Namespace) -> int:
         raise CliError("no matching resources found")
 
     if cond == "delete":
-        check = lambda o: o is None  # noqa: E731
+        check = lambda o: o is None
         verb = "condition met"
     elif cond.startswith("condition="):
         ctype, _, want = cond[len("condition="):].partition("=")

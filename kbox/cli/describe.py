@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from kbox.api.errors import ApiError
 from kbox.api.selectors import selector_to_string
 from kbox.api.tables import human_duration
-from kbox.cli.registry import CliError, Context, command
+from kbox.cli.registry import Context, command
 from kbox.cli.tabwriter import render
 from kbox.clock import parse_time
 
@@ -32,7 +33,7 @@ def rfc1123z(ts: str | None) -> str:
     t = parse_time(ts)
     if t is None:
         return "Mon, 01 Jan 0001 00:00:00 +0000"
-    return datetime.fromtimestamp(t, tz=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    return datetime.fromtimestamp(t, tz=UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
 def since(ts: str | None, now: float) -> str:
@@ -867,8 +868,8 @@ def describe_node(ctx: Context, n: Obj, events: list[Obj] | None) -> str:
         req, lim = pod_requests_limits(p)
         rc, lc = req.get("cpu", 0) * 1000, lim.get("cpu", 0) * 1000
         rm, lm = req.get("memory", 0), lim.get("memory", 0)
-        tot["rc"] += rc; tot["lc"] += lc; tot["rm"] += rm; tot["lm"] += lm  # noqa: E702
-        tot["re"] += req.get("ephemeral-storage", 0); tot["le"] += lim.get("ephemeral-storage", 0)  # noqa: E702
+        tot["rc"] += rc; tot["lc"] += lc; tot["rm"] += rm; tot["lm"] += lm
+        tot["re"] += req.get("ephemeral-storage", 0); tot["le"] += lim.get("ephemeral-storage", 0)
         w.write(1, f"{p['metadata'].get('namespace', '')}\t{p['metadata']['name']}\t\t"
                    f"{_cpu_str(int(rc))} ({pct(rc, acpu)}%)\t{_cpu_str(int(lc))} ({pct(lc, acpu)}%)\t"
                    f"{_mem_str(int(rm))} ({pct(rm, amem)}%)\t{_mem_str(int(lm))} ({pct(lm, amem)}%)\t"
@@ -1011,7 +1012,7 @@ def _describe_args(p: argparse.ArgumentParser) -> None:
 @command("describe", "Show details of a specific resource or group of resources",
          arguments=_describe_args, usage="describe pod web-abc")
 def cmd_describe(ctx: Context, args: argparse.Namespace) -> int:
-    from kbox.cli.util import resource, targets
+    from kbox.cli.util import targets
     ns = None if args.all_namespaces else (args.namespace or ctx.namespace)
     show_events = args.show_events == "true"
     pairs = targets(args.resource)
@@ -1051,7 +1052,8 @@ def cmd_describe(ctx: Context, args: argparse.Namespace) -> int:
     return rc
 
 
-__all__ = ["describe_object", "DESCRIBERS", "cmd_describe", "rfc1123z"]
+__all__ = ["DESCRIBERS", "cmd_describe", "describe_object", "rfc1123z"]
 
-from kbox.cli.registry import COMMANDS as _COMMANDS  # noqa: E402
+from kbox.cli.registry import COMMANDS as _COMMANDS
+
 DESCRIBE_COMMAND = _COMMANDS["describe"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kbox.cli.registry import Command, COMMANDS, Context
+from kbox.cli.registry import COMMANDS, Command, Context
 
 
 def _register(name: str, help: str, run_name: str) -> None:

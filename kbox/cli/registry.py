@@ -17,8 +17,9 @@ import io
 import shlex
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from kbox.clock import Clock, RealClock
 
@@ -156,8 +157,10 @@ def parser_for(cmd: Command) -> argparse.ArgumentParser:
 
 def load_commands() -> None:
     """Import the modules that register commands (idempotent)."""
-    from kbox.cli import commands  # noqa: F401
-    from kbox.cli import describe  # kubectl's describe layouts
+    from kbox.cli import (
+        commands,  # noqa: F401
+        describe,  # kubectl's describe layouts
+    )
     COMMANDS["describe"] = describe.DESCRIBE_COMMAND
 
 

@@ -44,8 +44,7 @@ def run_lines(lines: list[str], ctx: Context, source: str = "script") -> int:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        if line.startswith("kbox "):
-            line = line[5:]
+        line = line.removeprefix("kbox ")
         out.write(f"$ {line}\n")  # type: ignore[union-attr]
         out.flush()  # type: ignore[union-attr]
         words = shlex.split(line, comments=True)
@@ -110,7 +109,7 @@ def run_script_on_cluster(path: str, cluster, out: TextIO, err: TextIO) -> int:
 def run_script_fresh(args, out: TextIO, err: TextIO) -> int:
     from kbox.cluster import Cluster
     from kbox.config import ConfigError, load_config
-    lines = _read(args.script)
+    _read(args.script)   # fail before booting a cluster when the script cannot be read
     try:
         config = load_config(args.config, nodes=args.nodes, seed=args.seed,
                              runtime=args.runtime if args.runtime != "auto" else None)

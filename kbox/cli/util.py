@@ -4,7 +4,8 @@ error texts as kubectl prints them, durations, and clock-driven waiting."""
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kbox.api.errors import ApiError
 from kbox.api.resources import RESOURCES, ResourceInfo, lookup
@@ -54,13 +55,13 @@ def targets(words: list[str], *, allow_empty: bool = False) -> list[tuple[Resour
         out: list[tuple[ResourceInfo, str | None]] = []
         for w in words:
             if "/" not in w:
-                raise CliError(f"there is no need to specify a resource type as a separate "
-                               f"argument when passing arguments in resource/name form (e.g. "
-                               f"'kbox get resource/<resource_name>' instead of 'kbox get resource "
-                               f"resource/<resource_name>'")
+                raise CliError("there is no need to specify a resource type as a separate "
+                               "argument when passing arguments in resource/name form (e.g. "
+                               "'kbox get resource/<resource_name>' instead of 'kbox get resource "
+                               "resource/<resource_name>'")
             t, name = w.split("/", 1)
             if not name:
-                raise CliError(f"arguments in resource/name form must have a single resource and name")
+                raise CliError("arguments in resource/name form must have a single resource and name")
             out.append((resource(t), name))
         return out
     infos = kinds(words[0])
