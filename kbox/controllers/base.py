@@ -44,24 +44,7 @@ class Controller:
 
     def process_next(self, timeout: float | None = None) -> bool:
         """Take one key and sync it; False when there was nothing (or on shutdown)."""
-        key = self.queue.get(timeout) if timeout != 0 else self.queue.try_get()
-        if key is None:
-            return False
-        try:
-            self.sync(key)  # type: ignore[arg-type]
-            self.queue.forget(key)
-        except ApiError as e:
-            if e.code == 409:
-                log.debug("%s: conflict on %s, requeueing", self.name, key)
-            else:
-                log.warning("%s: sync %s failed: %s", self.name, key, e)
-            self.queue.add_rate_limited(key)
-        except Exception:
-            log.exception("%s: sync %s crashed", self.name, key)
-            self.queue.add_rate_limited(key)
-        finally:
-            self.queue.done(key)
-        return True
+        return self.queue.process_next(self.sync, timeout=timeout, name=self.name)
 
     def run_until_idle(self, limit: int = 100000) -> int:
         """Process every ready key synchronously (tests); returns how many."""

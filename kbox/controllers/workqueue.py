@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 from typing import Hashable
 
 from kbox.clock import Clock, RealClock
+
+log = logging.getLogger(__name__)
 
 
 class WorkQueue:
@@ -137,6 +140,33 @@ class WorkQueue:
             if key in self._dirty:
                 self._queue.append(key)
                 self._cond.notify()
+
+    def process_next(self, sync, *, timeout: float | None = None, name: str = "") -> bool:
+        """Take one key and run `sync(key)` on it, as every reconcile loop does.
+
+        Success forgets the key's back-off; a failure requeues it rate-limited
+        (a 409 Conflict quietly: the next sync reads the fresh object). Returns
+        False when no key was ready (timeout 0: never blocks) or on shutdown.
+        """
+        from kbox.api.errors import ApiError
+        key = self.get(timeout) if timeout != 0 else self.try_get()
+        if key is None:
+            return False
+        try:
+            sync(key)
+            self.forget(key)
+        except ApiError as e:
+            if e.code == 409:
+                log.debug("%s: conflict on %s, requeueing", name or self.name, key)
+            else:
+                log.warning("%s: sync %s failed: %s", name or self.name, key, e)
+            self.add_rate_limited(key)
+        except Exception:
+            log.exception("%s: sync %s crashed", name or self.name, key)
+            self.add_rate_limited(key)
+        finally:
+            self.done(key)
+        return True
 
     # ---- state -------------------------------------------------------------
     def __len__(self) -> int:

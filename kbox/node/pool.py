@@ -96,22 +96,7 @@ class NodePool:
                     self._holder.pop(key, None)
 
     def process_next(self, timeout: float | None = None) -> bool:
-        key = self.queue.get(timeout) if timeout != 0 else self.queue.try_get()
-        if key is None:
-            return False
-        try:
-            self.sync(key)  # type: ignore[arg-type]
-            self.queue.forget(key)
-        except ApiError as e:
-            if e.code != 409:
-                log.warning("kubelet: sync %s failed: %s", key, e)
-            self.queue.add_rate_limited(key)
-        except Exception:
-            log.exception("kubelet: sync %s crashed", key)
-            self.queue.add_rate_limited(key)
-        finally:
-            self.queue.done(key)
-        return True
+        return self.queue.process_next(self.sync, timeout=timeout, name="kubelet")
 
     def run_until_idle(self, limit: int = 100000) -> int:
         n = 0
