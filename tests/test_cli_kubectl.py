@@ -90,6 +90,10 @@ COMMANDS = [
     "create svc nodeport np --tcp=80:8080 --dry-run=client -o yaml",
     "create ns x --dry-run=client -o yaml",
     "create secret generic s --from-literal=a=b --dry-run=client -o yaml",
+    "get deploy,rs -o yaml",
+    "get deploy/web cm/web-config -o json",
+    "get cm -n nowhere -o yaml",
+    "get deploy,rs -o jsonpath={.items[*].metadata.name}",
     "get pod nope",
     "get foos",
 ]

@@ -187,6 +187,9 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
     multi = len(groups) > 1
     printed_any = False
     rc = 0
+    # yaml, json and jsonpath print one document: the object, or one List of everything
+    whole = (args.output or "").split("=", 1)[0] in ("yaml", "json", "jsonpath", "jsonpath-as-json")
+    collected: list[dict[str, Any]] = []
     for info, names in groups:
         try:
             if names:
@@ -204,6 +207,12 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
         except ApiError as e:
             raise api_error(e)
         objs = _sort(objs, args.sort_by)
+        if whole:
+            for o in objs:
+                o.setdefault("kind", info.kind)
+                o.setdefault("apiVersion", info.api_version)
+            collected.extend(objs)
+            continue
         if not objs:
             continue
         if printed_any and args.output in (None, "wide"):
@@ -213,6 +222,10 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> int:
                           headers=not args.no_headers, show_labels=args.show_labels,
                           show_kind=multi or (args.resource and args.resource[0] == "all"),
                           single=bool(names) and len(groups) == 1)
+        printed_any = True
+    if whole and (collected or not any(names for _, names in groups)) and not args.watch_only:
+        single = len(groups) == 1 and bool(groups[0][1]) and len(groups[0][1]) == 1
+        print_objects(ctx, groups[0][0], collected, args.output, single=single and len(collected) == 1)
         printed_any = True
     if not printed_any and rc == 0 and args.output in (None, "wide"):
         where = "" if args.all_namespaces or not groups[0][0].namespaced else f" in {ns} namespace"

@@ -44,7 +44,10 @@ def to_yaml(obj: Any) -> str:
 
 
 def to_json(obj: Any) -> str:
-    return json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=False) + "\n"
+    """kubectl's -o json: 4-space indent, sorted keys, and Go's HTML-safe escapes of <, > and &."""
+    text = json.dumps(obj, indent=4, sort_keys=True, ensure_ascii=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
 
 
 def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
