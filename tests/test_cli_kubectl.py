@@ -136,6 +136,69 @@ def served(tmp_path_factory):
             strategy._INSTANCES[plural] = inst
 
 
+# Command sequences that change the cluster: run on two identical clusters, one driven by
+# kubectl over HTTP, one by kbox in-process; every step must print the same.
+MUTATIONS = [
+    "label deploy web app=x",
+    "label deploy web tier=fe",
+    "label deploy web tier=fe",
+    "label deploy web tier-",
+    "label deploy web tier-",
+    "annotate deploy web a=b",
+    "annotate deploy web a=c",
+    "scale deploy web --replicas=5",
+    "scale deploy web --replicas=-1",
+    "scale deploy/nope --replicas=1",
+    "cordon kbox-worker",
+    "cordon kbox-worker",
+    "uncordon kbox-worker",
+    "uncordon kbox-worker",
+    "rollout pause deploy/web",
+    "rollout pause deploy/web",
+    "rollout resume deploy/web",
+    "set image deploy/web web=busybox:1.38",
+    "set image deploy/web nope=busybox:1.38",
+    "delete cm web-config",
+    "delete cm web-config",
+    "apply -f samples/bad/malformed.yaml",
+    "apply -f samples/nothing.yaml",
+    "delete deploy web",
+    "get deploy web",
+]
+
+
+def test_mutations_print_what_kubectl_prints(served, tmp_path):
+    from pathlib import Path
+
+    from kbox.api.http import HttpServer
+    served_api, kubectl = served
+    # a cluster of its own for kubectl, so the module's shared one stays untouched
+    clock0 = FakeClock(start=NOW - 100_000)
+    mine = ApiServer(MemoryStore(clock=clock0), clock0, rng=random.Random(7))
+    mine.bootstrap()
+    load_objects(mine, clock0)
+    http = HttpServer(mine, port=0).start()
+    kubectl = [kubectl[0], f"--server={http.url}"] + kubectl[2:]
+    clock = FakeClock(start=NOW - 100_000)
+    twin = ApiServer(MemoryStore(clock=clock), clock, rng=random.Random(7))
+    twin.bootstrap()
+    load_objects(twin, clock)
+    root = Path(__file__).parent.parent
+    try:
+        for line in MUTATIONS:
+            real = subprocess.run(kubectl + line.split(), capture_output=True, text=True, timeout=60,
+                                  cwd=root, check=False)
+            ctx = Context(client=InProcessClient(twin), out=io.StringIO(), err=io.StringIO(),
+                          clock=RealClock(), base_dir=str(root))
+            rc = execute(ctx, line)
+            assert (ctx.out.getvalue(), ctx.err.getvalue(), rc) == \
+                (real.stdout, real.stderr, real.returncode), line
+    finally:
+        twin.stop()
+        http.stop()
+        mine.stop()
+
+
 @pytest.mark.parametrize("line", COMMANDS)
 def test_same_output_as_kubectl(served, line):
     api, kubectl = served

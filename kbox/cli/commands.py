@@ -921,7 +921,7 @@ def cmd_scale(ctx: Context, args: argparse.Namespace) -> int:
     if "scale" not in info.subresources:
         raise CliError(f'cannot scale {info.plural}: it has no scale subresource')
     if args.replicas < 0:
-        raise CliError("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
+        raise CliError("error: The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
     try:
         if args.current_replicas is not None:
             cur = ctx.client.get_scale(info.plural, name, ns)
@@ -930,6 +930,8 @@ def cmd_scale(ctx: Context, args: argparse.Namespace) -> int:
         ctx.client.patch(info.plural, name, {"spec": {"replicas": args.replicas}}, "merge", ns,
                          subresource="scale")
     except ApiError as e:
+        if e.code == 404:   # kubectl's own (odd) wording for a missing target
+            raise CliError(f"no objects passed to scale {e.message}")
         raise api_error(e)
     w(ctx, f"{ref(info, name)} scaled")
     return 0
@@ -1185,9 +1187,14 @@ def _change_meta(ctx: Context, args: argparse.Namespace, field: str, verb: str) 
                     key = ch[:-1]
                     if key in cur:
                         patch[key] = None
+                    elif field == "labels":
+                        w(ctx, f'label "{key}" not found.')
                     continue
                 k, _, v = ch.partition("=")
                 if k in cur and cur[k] != v and not args.overwrite:
+                    if field == "annotations":
+                        raise CliError("--overwrite is false but found the following declared "
+                                       f"annotation(s): '{k}' already has a value ({cur[k]})")
                     raise CliError(f"'{k}' already has a value ({cur[k]}), and --overwrite is false")
                 if cur.get(k) != v:
                     patch[k] = v
@@ -1195,7 +1202,9 @@ def _change_meta(ctx: Context, args: argparse.Namespace, field: str, verb: str) 
                 w(ctx, f"{ref(info, name)} not {verb}")
                 continue
             ctx.client.patch(info.plural, name, {"metadata": {field: patch}}, "merge", ns)
-            w(ctx, f"{ref(info, name)} {verb}")
+            # kubectl: removing labels only reads "unlabeled"
+            only_removed = all(v is None for v in patch.values())
+            w(ctx, f"{ref(info, name)} {'unlabeled' if verb == 'labeled' and only_removed else verb}")
         except ApiError as e:
             raise api_error(e)
     return 0

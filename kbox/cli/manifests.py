@@ -51,10 +51,7 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
     except json.JSONDecodeError as e:
         raise CliError(f"error parsing {source}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}")
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "unknown line"
-        problem = getattr(e, "problem", None) or str(e)
-        raise CliError(f"error parsing {source}: error converting YAML to JSON: yaml: {where}: {problem}")
+        raise CliError(f"error parsing {source}: error converting YAML to JSON: yaml: {yaml_error_text(e)}")
     for doc in docs:
         if doc is None:
             continue
@@ -76,3 +73,28 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
                 raise CliError(f"error validating data from {source}: apiVersion not set")
             out.append(item)
     return out
+
+
+def yaml_error_text(e: yaml.YAMLError) -> str:
+    """`line N: problem` worded and numbered as kubectl's YAML library (libyaml's port) words
+    them: parser errors give the 0-based line of the problem, scanner errors the 1-based one."""
+    mark = getattr(e, "problem_mark", None)
+    problem = (getattr(e, "problem", None) or str(e)).strip()
+    context = getattr(e, "context", None) or ""
+    if problem.startswith("expected <block end>"):
+        problem = ("did not find expected '-' indicator" if ("sequence" in context or "collection" in context)
+                   else "did not find expected key")
+    elif problem.startswith("expected ',' or ']'"):
+        problem = "did not find expected ',' or ']'"
+    elif problem.startswith("expected ',' or '}'"):
+        problem = "did not find expected ',' or '}'"
+    elif problem == "mapping values are not allowed here":
+        problem = "mapping values are not allowed in this context"
+    elif problem.startswith("found character") and "cannot start any token" in problem:
+        problem = "found character that cannot start any token"
+    elif problem.startswith("found unexpected end of stream"):
+        problem = "found unexpected end of stream"
+    if mark is None:
+        return problem
+    line = mark.line + 1 if isinstance(e, yaml.scanner.ScannerError) else mark.line
+    return f"line {line}: {problem}"
