@@ -171,7 +171,7 @@ def test_mutations_print_what_kubectl_prints(served, tmp_path):
     from pathlib import Path
 
     from kbox.api.http import HttpServer
-    served_api, kubectl = served
+    _, kubectl = served
     # a cluster of its own for kubectl, so the module's shared one stays untouched
     clock0 = FakeClock(start=NOW - 100_000)
     mine = ApiServer(MemoryStore(clock=clock0), clock0, rng=random.Random(7))
@@ -202,7 +202,8 @@ def test_mutations_print_what_kubectl_prints(served, tmp_path):
 @pytest.mark.parametrize("line", COMMANDS)
 def test_same_output_as_kubectl(served, line):
     api, kubectl = served
-    real = subprocess.run(kubectl + line.split(), capture_output=True, text=True, timeout=60)
+    real = subprocess.run(kubectl + line.split(), capture_output=True, text=True, timeout=60,
+                          check=False)
     ctx = Context(client=InProcessClient(api), out=io.StringIO(), err=io.StringIO(), clock=RealClock())
     rc = execute(ctx, line)
     assert (ctx.out.getvalue(), ctx.err.getvalue()) == (real.stdout, real.stderr)

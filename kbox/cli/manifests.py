@@ -44,7 +44,7 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     stripped = text.lstrip()
     try:
-        if stripped.startswith("{") or stripped.startswith("["):
+        if stripped.startswith(("{", "[")):
             docs = [json.loads(text)]
         else:
             docs = list(yaml.safe_load_all(text))
