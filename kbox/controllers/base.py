@@ -48,10 +48,7 @@ class Controller:
 
     def run_until_idle(self, limit: int = 100000) -> int:
         """Process every ready key synchronously (tests); returns how many."""
-        n = 0
-        while n < limit and self.process_next(timeout=0):
-            n += 1
-        return n
+        return self.queue.run_until_idle(self.sync, limit=limit, name=self.name)
 
     def start(self) -> None:
         for i in range(self.workers):

@@ -168,6 +168,13 @@ class WorkQueue:
             self.done(key)
         return True
 
+    def run_until_idle(self, sync, *, limit: int = 100000, name: str = "") -> int:
+        """Process every key that is ready now, synchronously (tests); returns how many."""
+        n = 0
+        while n < limit and self.process_next(sync, timeout=0, name=name):
+            n += 1
+        return n
+
     # ---- state -------------------------------------------------------------
     def __len__(self) -> int:
         with self._cond:

@@ -99,10 +99,8 @@ class NodePool:
         return self.queue.process_next(self.sync, timeout=timeout, name="kubelet")
 
     def run_until_idle(self, limit: int = 100000) -> int:
-        n = 0
-        while n < limit and self.process_next(timeout=0):
-            n += 1
-        return n
+        """Process every ready key synchronously (tests); returns how many."""
+        return self.queue.run_until_idle(self.sync, limit=limit, name="kubelet")
 
     # ---- lifecycle ------------------------------------------------------------
     def start(self) -> None:
