@@ -13,7 +13,7 @@ import logging
 import threading
 
 from kbox.api.client import Client
-from kbox.api.errors import ApiError
+from kbox.api.objects import controller_ref, is_terminating, key_of
 from kbox.clock import Clock, RealClock
 from kbox.controllers.events import EventRecorder
 from kbox.controllers.informer import InformerFactory
@@ -63,3 +63,40 @@ class Controller:
     def stop(self) -> None:
         self.queue.shutdown()
         self.recorder.stop()
+
+
+class OwnedPodHandlers:
+    """Pod informer handlers for a controller that owns pods through a
+    controller ownerReference (Job, DaemonSet): each pod event wakes its owner's
+    key and settles the owner's creation / deletion expectations.
+
+    The controller sets `owner_kind` and has `expectations` and `enqueue`.
+    """
+
+    owner_kind = ""
+
+    def _owner_key(self, pod: dict) -> str | None:
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != self.owner_kind:
+            return None
+        return f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
+
+    def _pod_added(self, pod: dict) -> None:
+        key = self._owner_key(pod)
+        if key:
+            self.expectations.creation_observed(key)  # type: ignore[attr-defined]
+            self.enqueue(key)  # type: ignore[attr-defined]
+
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        key = self._owner_key(new)
+        if key:
+            if is_terminating(new) and not is_terminating(old):
+                self.expectations.deletion_observed(key, key_of(new))  # type: ignore[attr-defined]
+            self.enqueue(key)  # type: ignore[attr-defined]
+
+    def _pod_deleted(self, pod: dict) -> None:
+        key = self._owner_key(pod)
+        if key:
+            if not is_terminating(pod):
+                self.expectations.deletion_observed(key, key_of(pod))  # type: ignore[attr-defined]
+            self.enqueue(key)  # type: ignore[attr-defined]

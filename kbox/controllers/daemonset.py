@@ -34,10 +34,10 @@ from typing import Any
 
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
-from kbox.api.objects import Obj, controller_ref, deep_copy, dumps, key_of, owner_reference
+from kbox.api.objects import Obj, deep_copy, dumps, key_of, owner_reference
 from kbox.clock import Clock, parse_time
 from kbox.controllers import podutil
-from kbox.controllers.base import Controller
+from kbox.controllers.base import Controller, OwnedPodHandlers
 from kbox.controllers.events import EventRecorder
 from kbox.controllers.informer import InformerFactory
 from kbox.controllers.nodelifecycle import untolerated
@@ -158,7 +158,8 @@ def pin_to_node(spec: Obj, node: str) -> None:
         {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(OwnedPodHandlers, Controller):
+    owner_kind = "DaemonSet"
     name = "daemonset-controller"
     workers = 2
 
@@ -195,34 +196,14 @@ class DaemonSetController(Controller):
                 or (old.get("spec") or {}).get("unschedulable") != (new.get("spec") or {}).get("unschedulable")):
             self._all()
 
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        return f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key:
-            self.expectations.creation_observed(key)
-            self.enqueue(key)
-
     def _pod_updated(self, old: Obj, new: Obj) -> None:
+        super()._pod_updated(old, new)
         key = self._owner_key(new)
         if key:
-            if podutil.is_terminating(new) and not podutil.is_terminating(old):
-                self.expectations.deletion_observed(key, key_of(new))
-            self.enqueue(key)
+            # availability is reached minReadySeconds after readiness: look again then
             mrs = int((((self.ds_informer.get(key) or {}).get("spec") or {}).get("minReadySeconds")) or 0)
             if mrs and not podutil.is_pod_ready(old) and podutil.is_pod_ready(new):
                 self.queue.add_after(key, mrs + 1)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key:
-            if not podutil.is_terminating(pod):
-                self.expectations.deletion_observed(key, key_of(pod))
-            self.enqueue(key)
 
     # ---- reconcile --------------------------------------------------------------------
     def sync(self, key: str) -> None:
@@ -416,5 +397,11 @@ def _scaled(value: Any, total: int) -> int:
     return max(1, n)
 
 
-__all__ = ["DaemonSetController", "DAEMON_TOLERATIONS", "node_matches_pod", "template_hash",
-           "pinned_node", "with_daemon_tolerations"]
+__all__ = [
+    "DAEMON_TOLERATIONS",
+    "DaemonSetController",
+    "node_matches_pod",
+    "pinned_node",
+    "template_hash",
+    "with_daemon_tolerations",
+]

@@ -39,10 +39,10 @@ from typing import Any
 
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
-from kbox.api.objects import Obj, controller_ref, deep_copy, key_of, split_key
+from kbox.api.objects import Obj, deep_copy, key_of, split_key
 from kbox.clock import Clock, iso_time, parse_time
 from kbox.controllers import podutil
-from kbox.controllers.base import Controller
+from kbox.controllers.base import Controller, OwnedPodHandlers
 from kbox.controllers.events import EventRecorder
 from kbox.controllers.informer import InformerFactory
 
@@ -129,7 +129,8 @@ def finish_time(job: Obj) -> float | None:
     return None
 
 
-class JobController(Controller):
+class JobController(OwnedPodHandlers, Controller):
+    owner_kind = "Job"
     name = "job-controller"
     workers = 2
 
@@ -153,32 +154,10 @@ class JobController(Controller):
         self.expectations.delete(key_of(job))
         self.enqueue(key_of(job))
 
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "Job":
-            return None
-        return f"{pod['metadata'].get('namespace')}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key:
-            self.expectations.creation_observed(key)
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        key = self._owner_key(new)
-        if key:
-            if podutil.is_terminating(new) and not podutil.is_terminating(old):
-                self.expectations.deletion_observed(key, key_of(new))
-            self.enqueue(key)
-
     def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key:
+        if self._owner_key(pod):
             self._failed_seen.pop(pod["metadata"].get("uid", ""), None)
-            if not podutil.is_terminating(pod):
-                self.expectations.deletion_observed(key, key_of(pod))
-            self.enqueue(key)
+        super()._pod_deleted(pod)
 
     # ---- reconcile ----------------------------------------------------------------
     def sync(self, key: str) -> None:
@@ -453,4 +432,4 @@ class JobController(Controller):
                 raise
 
 
-__all__ = ["JobController", "is_finished", "pod_index", "format_indexes", "parse_indexes"]
+__all__ = ["JobController", "format_indexes", "is_finished", "parse_indexes", "pod_index"]
