@@ -80,6 +80,25 @@ class Timings(_Model):
     sim: SimTimings = Field(default_factory=SimTimings)
 
 
+class Networking(_Model):
+    """Address ranges, named as in kind's cluster config."""
+    pod_subnet: str = Field("10.244.0.0/16", alias="podSubnet",
+                            description="each node gets a /24 of it (kind's default: 256 nodes)")
+    service_subnet: str = Field("10.96.0.0/12", alias="serviceSubnet")
+
+    @field_validator("pod_subnet", "service_subnet")
+    @classmethod
+    def _cidr(cls, v: str, info) -> str:
+        import ipaddress
+        try:
+            net = ipaddress.IPv4Network(v, strict=True)
+        except ValueError as e:
+            raise ValueError(f"must be an IPv4 CIDR such as 10.244.0.0/16: {e}") from None
+        if info.field_name == "pod_subnet" and net.prefixlen > 24:
+            raise ValueError("must be /24 or larger: every node takes a /24 of it")
+        return v
+
+
 class ClusterConfig(_Model):
     name: str = "kbox"
     runtime: Literal["auto", "sim", "docker"] = "auto"
@@ -89,6 +108,7 @@ class ClusterConfig(_Model):
     data_dir: str | None = Field(None, alias="dataDir")
     store: Literal["memory", "etcd"] = "memory"
     timings: Timings = Field(default_factory=Timings)
+    networking: Networking = Field(default_factory=Networking)
     seed: int | None = Field(None, description="seed for generated names (deterministic demos)")
     event_ttl_seconds: float = Field(3600.0, gt=0, alias="eventTTL")
 

@@ -12,6 +12,19 @@ import shutil
 
 import pytest
 
+# every cached object the API hands to in-process readers is shared: the suite checks
+# that no reader changes one in place (kbox.api.cache.CHECK_SHARED)
+os.environ.setdefault("KBOX_CHECK_SHARED", "1")
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_object_mutated():
+    from kbox.api import cache
+    cache.SHARED_MUTATIONS.clear()
+    yield
+    assert not cache.SHARED_MUTATIONS, \
+        f"objects of the API's watch cache were changed in place: {cache.SHARED_MUTATIONS[:5]}"
+
 
 def _ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
+import queue
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -30,11 +32,36 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 
+# Tests set KBOX_CHECK_SHARED=1: each cached object then keeps its bytes from the start
+# and, when a newer version replaces it, must still encode to them; an in-place change
+# by any reader (an informer handler, a controller) fails loudly instead of silently
+# corrupting what every other client reads.
+CHECK_SHARED = os.environ.get("KBOX_CHECK_SHARED") == "1"
+SHARED_MUTATIONS: list[str] = []     # keys of objects found changed (the test suite asserts none)
 
-@dataclass(slots=True)
+
 class CachedObject:
-    obj: Obj          # decoded, resourceVersion set; shared: never mutate
-    raw: bytes        # obj encoded as JSON
+    """One object version: decoded (shared by every reader: never mutate) and, on
+    first demand, encoded. In-process readers never need the bytes, so an event
+    costs one decode instead of a decode and an encode."""
+    __slots__ = ("obj", "_raw")
+
+    def __init__(self, obj: Obj, raw: bytes | None = None) -> None:
+        self.obj = obj
+        self._raw = raw
+
+    @property
+    def raw(self) -> bytes:
+        raw = self._raw
+        if raw is None:     # two threads may both encode: same bytes, no harm
+            raw = self._raw = orjson.dumps(self.obj)
+        return raw
+
+    def with_revision(self, rev: int) -> "CachedObject":
+        """The same object as it stood at `rev` (a deletion's revision): a shallow copy."""
+        obj = dict(self.obj)
+        obj["metadata"] = {**(obj.get("metadata") or {}), "resourceVersion": str(rev)}
+        return CachedObject(obj)
 
 
 @dataclass(slots=True)
@@ -49,7 +76,13 @@ class CacheEvent:
 def _with_rv(raw: bytes, rev: int) -> CachedObject:
     obj = orjson.loads(raw)
     obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
-    return CachedObject(obj, orjson.dumps(obj))
+    return CachedObject(obj, orjson.dumps(obj) if CHECK_SHARED else None)
+
+
+def _check_unchanged(c: CachedObject | None, key: str) -> None:
+    if c is not None and c._raw is not None and orjson.dumps(c.obj) != c._raw:
+        log.error("cached object %s was changed in place by a reader", key)
+        SHARED_MUTATIONS.append(key)
 
 
 class Watcher:
@@ -65,8 +98,9 @@ class Watcher:
         self.matches = matches
         self.node_name = node_name
         self.bookmarks = bookmarks
-        self._queue: collections.deque[tuple[str, CachedObject]] = collections.deque()
-        self._cond = threading.Condition()
+        # SimpleQueue: put never blocks and takes no Python-level lock, so the cache
+        # thread hands events over without waiting on a reader that holds a lock
+        self._queue: queue.SimpleQueue[tuple[str, CachedObject] | None] = queue.SimpleQueue()
         self.closed = False
         self.last_revision = 0
 
@@ -84,17 +118,22 @@ class Watcher:
         self._push(item)  # type: ignore[arg-type]
 
     def _push(self, item: tuple[str, CachedObject]) -> None:
-        with self._cond:
-            self._queue.append(item)
-            self._cond.notify()
+        self._queue.put(item)
 
     def next_batch(self, timeout: float | None) -> list[tuple[str, CachedObject]]:
         """Pending (type, object) pairs; [] after `timeout` seconds or when closed."""
-        with self._cond:
-            if not self._queue and not self.closed:
-                self._cond.wait(timeout)
-            out = list(self._queue)
-            self._queue.clear()
+        out: list[tuple[str, CachedObject]] = []
+        q = self._queue
+        if self.closed:
+            return out
+        try:
+            item = q.get(timeout=timeout) if timeout is None or timeout > 0 else q.get_nowait()
+            while True:
+                if item is not None:      # None: the wake-up sent by close()
+                    out.append(item)
+                item = q.get_nowait()
+        except queue.Empty:
+            pass
         if out:
             rv = out[-1][1].obj.get("metadata", {}).get("resourceVersion")
             if rv:
@@ -108,9 +147,8 @@ class Watcher:
                 "metadata": {"resourceVersion": str(rev)}}
 
     def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
+        self.closed = True
+        self._queue.put(None)
         self.cache.remove_watcher(self)
 
 
@@ -159,6 +197,8 @@ class WatchCache:
                 assert kv is not None
                 key = kv.key
                 old = self.objects.get(key)
+                if CHECK_SHARED:
+                    _check_unchanged(old, key)
                 if ev.type == "PUT":
                     new = _with_rv(kv.value, kv.mod_revision)
                     self.objects[key] = new
@@ -168,7 +208,7 @@ class WatchCache:
                     if old is None and ev.prev_kv is not None:
                         old = _with_rv(ev.prev_kv.value, ev.prev_kv.mod_revision)
                     # the deleted object carries the deletion's revision, as in Kubernetes
-                    gone_obj = _with_rv(old.raw, ev.revision) if old else None
+                    gone_obj = old.with_revision(ev.revision) if old else None
                     cev = CacheEvent("DELETED", ev.revision, key, None, gone_obj)
                 if len(self._ring) == self._ring.maxlen:
                     self._ring_start = self._ring[0].revision

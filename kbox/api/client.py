@@ -66,7 +66,10 @@ class Client:
     def watch(self, resource: str, namespace: str | None = None, *,
               label_selector: str | None = None, field_selector: str | None = None,
               resource_version: str | None = None, allow_bookmarks: bool = False,
-              timeout_seconds: float | None = None) -> WatchStream: ...
+              timeout_seconds: float | None = None, read_only: bool = False) -> WatchStream:
+        """`read_only=True` promises never to change the objects the stream yields, which
+        lets an in-process server hand out its cached objects instead of copies (informers)."""
+        ...
     def get_scale(self, resource: str, name: str, namespace: str | None = None) -> Obj: ...
     def update_scale(self, resource: str, name: str, scale: Obj, namespace: str | None = None) -> Obj: ...
     def scale(self, resource: str, name: str, replicas: int, namespace: str | None = None) -> Obj: ...
@@ -95,8 +98,11 @@ def _copy(obj: Any) -> Any:
 
 
 class _InProcessWatch(WatchStream):
-    def __init__(self, watcher, bookmarks: bool, timeout_seconds: float | None, clock) -> None:
+    def __init__(self, watcher, bookmarks: bool, timeout_seconds: float | None, clock,
+                 read_only: bool = False) -> None:
         self._w = watcher
+        # the cache's own objects (shared with every reader) or a private copy of each
+        self._out = (lambda c: c.obj) if read_only else (lambda c: orjson.loads(c.raw))
         self._bookmarks = bookmarks
         self._deadline = None if timeout_seconds is None else clock.monotonic() + timeout_seconds
         self._clock = clock
@@ -105,8 +111,9 @@ class _InProcessWatch(WatchStream):
         idle = 0.0
         while not self._w.closed:
             batch = self._w.next_batch(0.5)
+            out = self._out
             for etype, cobj in batch:
-                yield etype, orjson.loads(cobj.raw)
+                yield etype, out(cobj)
             if self._deadline is not None and self._clock.monotonic() >= self._deadline:
                 break
             if not batch:
@@ -120,7 +127,7 @@ class _InProcessWatch(WatchStream):
 
     def next_batch(self, timeout: float | None) -> list[WatchEvent]:
         """Events available within `timeout` seconds (for callers that poll)."""
-        return [(t, orjson.loads(c.raw)) for t, c in self._w.next_batch(timeout)]
+        return [(t, self._out(c)) for t, c in self._w.next_batch(timeout)]
 
     @property
     def closed(self) -> bool:
@@ -179,11 +186,11 @@ class InProcessClient(Client):
                                           grace_period_seconds=grace_period_seconds)
 
     def watch(self, resource, namespace=None, *, label_selector=None, field_selector=None,
-              resource_version=None, allow_bookmarks=False, timeout_seconds=None):
+              resource_version=None, allow_bookmarks=False, timeout_seconds=None, read_only=False):
         w = self.api.watch(resource, namespace, label_selector=label_selector,
                            field_selector=field_selector, resource_version=resource_version,
                            allow_bookmarks=allow_bookmarks)
-        return _InProcessWatch(w, allow_bookmarks, timeout_seconds, self.api.clock)
+        return _InProcessWatch(w, allow_bookmarks, timeout_seconds, self.api.clock, read_only)
 
     def get_scale(self, resource, name, namespace=None):
         return self.api.get_scale(resource, name, namespace)

@@ -244,7 +244,7 @@ class HttpClient(Client):
             "labelSelector": label_selector or None, "fieldSelector": field_selector or None})
 
     def watch(self, resource, namespace=None, *, label_selector=None, field_selector=None,
-              resource_version=None, allow_bookmarks=False, timeout_seconds=None):
+              resource_version=None, allow_bookmarks=False, timeout_seconds=None, read_only=False):
         info = _resource(resource)
         ns = namespace if info.namespaced else None
         params = {"watch": "true", "labelSelector": label_selector or None,

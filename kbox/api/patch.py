@@ -112,7 +112,8 @@ def _child(schema: Schema | None, field: str) -> tuple[str, str | None, Schema |
 
 def merge_patch(target: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
-        return deep_copy(patch)
+        # scalars are immutable: only containers need a private copy
+        return deep_copy(patch) if isinstance(patch, list) else patch
     if not isinstance(target, dict):
         target = {}
     out = dict(target)

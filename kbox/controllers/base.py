@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 class Controller:
     #: name used in logs, thread names and as the Event source component
     name = "controller"
+    #: worker threads. One: syncs are pure Python on in-process data, so under the GIL a
+    #: second worker adds no parallelism, only lock and GIL hand-offs (measured on the
+    #: end-to-end benchmark: 1 worker per controller ran 60 % more pods than 4).
     workers = 1
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock | None = None,

@@ -161,7 +161,7 @@ def pin_to_node(spec: Obj, node: str) -> None:
 class DaemonSetController(OwnedPodHandlers, Controller):
     owner_kind = "DaemonSet"
     name = "daemonset-controller"
-    workers = 2
+    workers = 1   # see Controller.workers
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None, burst: int = 250) -> None:

@@ -239,13 +239,15 @@ def _round_half_away(x: float) -> int:
 
 class DeploymentController(Controller):
     name = "deployment-controller"
-    workers = 2
+    workers = 1   # see Controller.workers
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None) -> None:
         super().__init__(client, informers, clock, recorder=recorder)
         self.d_informer = informers.informer("deployments")
         self.rs_informer = informers.informer("replicasets")
+        # a sync reads its own ReplicaSets + orphans: never a scan of the namespace
+        self.rs_informer.add_index(podutil.ORPHAN_INDEX, podutil.orphan_namespace_index)
         self.pod_informer = informers.informer("pods")
         self.d_informer.add_handler(self._d_added, self._d_updated, self._d_deleted)
         self.rs_informer.add_handler(self._rs_added, self._rs_updated, self._rs_deleted)
@@ -360,7 +362,7 @@ class DeploymentController(Controller):
 
     def _replicasets_for(self, d: Obj, selector: LabelSelector) -> list[Obj]:
         ns = d["metadata"].get("namespace") or ""
-        candidates = self.rs_informer.by_index("namespace", ns)
+        candidates = podutil.owned_and_orphans(self.rs_informer, d)
 
         def can_adopt() -> None:
             fresh = self.client.get("deployments", d["metadata"]["name"], ns)

@@ -105,7 +105,7 @@ def compute_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
 
 class EndpointsController(Controller):
     name = "endpoint-controller"
-    workers = 2
+    workers = 1   # see Controller.workers
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None) -> None:

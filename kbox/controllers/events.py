@@ -25,6 +25,9 @@ NORMAL = "Normal"
 WARNING = "Warning"
 AGGREGATE_WINDOW = 600.0
 MAX_SEEN = 4096
+# client-go's broadcaster holds at most 1,000 events and drops new ones when full:
+# under a flood a component keeps working and loses events, never the other way round
+MAX_QUEUED = 1000
 
 
 class EventRecorder:
@@ -40,6 +43,7 @@ class EventRecorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seq = 0
+        self.dropped = 0
 
     def event(self, obj: Obj, type_: str, reason: str, message: str, *,
               host: str | None = None) -> None:
@@ -53,6 +57,11 @@ class EventRecorder:
                     self._thread = threading.Thread(target=self._run, daemon=True,
                                                     name=f"events-{self.component}")
                     self._thread.start()
+        if self._queue.qsize() >= MAX_QUEUED:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 10000 == 0:
+                log.warning("%s: event queue full, %d event(s) dropped", self.component, self.dropped)
+            return
         self._queue.put((obj, type_, reason, message, host))
 
     def normal(self, obj: Obj, reason: str, message: str) -> None:

@@ -66,7 +66,7 @@ def uid_index(obj: Obj) -> list[str]:
 
 class GarbageCollector(Controller):
     name = "garbage-collector-controller"
-    workers = 4
+    workers = 1   # see Controller.workers
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None,

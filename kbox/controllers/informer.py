@@ -174,7 +174,7 @@ class Informer:
         self._stream = stream = self.client.watch(
             self.resource, self.namespace, label_selector=self.label_selector,
             field_selector=self.field_selector, resource_version=self.last_resource_version,
-            allow_bookmarks=True)
+            allow_bookmarks=True, read_only=True)   # cached objects are never changed in place
         try:
             for etype, obj in stream:
                 if self._stop.is_set():

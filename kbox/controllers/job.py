@@ -132,7 +132,7 @@ def finish_time(job: Obj) -> float | None:
 class JobController(OwnedPodHandlers, Controller):
     owner_kind = "Job"
     name = "job-controller"
-    workers = 2
+    workers = 1   # see Controller.workers
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None, burst: int = 500) -> None:

@@ -45,7 +45,7 @@ def finalize_namespace(client: Client, obj: Obj) -> Obj:
 
 class NamespaceController(Controller):
     name = "namespace-controller"
-    workers = 2
+    workers = 1   # see Controller.workers
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None) -> None:

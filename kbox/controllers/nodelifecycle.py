@@ -139,6 +139,10 @@ class NodeLifecycleController(Controller):
         self._ready_seen: dict[str, str | None] = {}
         # CIDRs handed out by us, so two nodes never get one before the cache shows it
         self._allocated: dict[str, str] = {}
+        self._cidr_cursor = 0
+        self._cidrs_exhausted = False   # until a node goes away, nothing new can be free
+        self._cidr_of: dict[str, str] = {}     # node -> its CIDR (the inverse of _allocated)
+        self._cidr_warned: set[str] = set()
         self.node_informer.add_handler(self._node_added, self._node_updated, self._node_deleted)
         self.pod_informer.add_handler(self._pod_added, self._pod_updated, None)
         self.queue.add(MONITOR_KEY)
@@ -338,36 +342,59 @@ class NodeLifecycleController(Controller):
 
     def _allocate_cidr(self, node: Obj) -> Obj | None:
         name = node["metadata"]["name"]
-        used = {c for c, owner in self._allocated.items() if owner != name}
+        # a node we already gave a CIDR to (the cache may not show it yet) keeps it
+        c = self._cidr_of.get(name)
+        if c is None and not self._cidrs_exhausted:
+            c = self._free_cidr()
+            self._cidrs_exhausted = c is None
+        if c is None:
+            if name not in self._cidr_warned:      # once per node, not on every heartbeat
+                self._cidr_warned.add(name)
+                self.recorder.warning(node, "CIDRNotAvailable",
+                                      f"Node {name} status is now: CIDRNotAvailable")
+            return None
+        new = deep_copy(node)
+        new.setdefault("spec", {})["podCIDR"] = c
+        new["spec"]["podCIDRs"] = [c]
+        try:
+            out = self.client.update("nodes", new)
+        except ApiError as e:
+            if e.code == 404:
+                return None
+            raise
+        self._allocated[c] = name
+        self._cidr_of[name] = c
+        self._cidr_warned.discard(name)
+        return out
+
+    def _free_cidr(self) -> str | None:
+        """The next /24 of the cluster CIDR nobody holds, searching on from the last one
+        handed out (as kube's range allocator does), so a thousand nodes cost O(n), not O(n²)."""
+        used = set(self._allocated)
         for n in self.node_informer.list():
-            for c in ((n.get("spec") or {}).get("podCIDRs") or []) + [(n.get("spec") or {}).get("podCIDR")]:
-                if c:
-                    used.add(c)
-        for sub in self.cidr.subnets(new_prefix=24):
-            c = str(sub)
-            if c in used:
-                continue
-            new = deep_copy(node)
-            new.setdefault("spec", {})["podCIDR"] = c
-            new["spec"]["podCIDRs"] = [c]
-            try:
-                out = self.client.update("nodes", new)
-            except ApiError as e:
-                if e.code == 404:
-                    return None
-                raise
-            self._allocated[c] = name
-            return out
-        self.recorder.warning(node, "CIDRNotAvailable",
-                              f"Node {node['metadata']['name']} status is now: CIDRNotAvailable")
+            spec = n.get("spec") or {}
+            used.update(spec.get("podCIDRs") or ())
+            if spec.get("podCIDR"):
+                used.add(spec["podCIDR"])
+        size = 1 << (24 - self.cidr.prefixlen) if self.cidr.prefixlen <= 24 else 0
+        base = int(self.cidr.network_address)
+        for step in range(size):
+            i = (self._cidr_cursor + step) % size
+            c = f"{ipaddress.IPv4Address(base + (i << 8))}/24"
+            if c not in used:
+                self._cidr_cursor = i + 1
+                return c
         return None
 
     def _node_gone(self, name: str) -> None:
         """Pod GC: nothing will ever run or finish the pods of a deleted node."""
         self._health.pop(name, None)
         self._ready_seen.pop(name, None)
-        for c in [c for c, owner in self._allocated.items() if owner == name]:
-            del self._allocated[c]
+        c = self._cidr_of.pop(name, None)
+        if c is not None:
+            self._allocated.pop(c, None)
+            self._cidrs_exhausted = False
+        self._cidr_warned.discard(name)
         if self.node_informer.get(name) is not None:
             return   # re-created meanwhile
         for pod in list(self.pod_informer.by_index("node", name)):

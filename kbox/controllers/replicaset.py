@@ -41,7 +41,7 @@ REPLICA_FAILURE = "ReplicaFailure"
 
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
-    workers = 4
+    workers = 1   # see Controller.workers
 
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock, *,
                  recorder: EventRecorder | None = None, burst: int = 500) -> None:

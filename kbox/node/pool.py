@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 
 class NodePool:
-    workers = 4
+    #: worker threads per runtime. The sim runtime never blocks, so one worker is fastest
+    #: under the GIL; a real runtime waits on its engine, so several overlap those waits.
+    workers_by_runtime = {"sim": 1}
+    default_workers = 8
     busy_threshold = 500
 
     def __init__(self, client, informers, clock, config, *, runtime: str = "sim",
@@ -104,7 +107,7 @@ class NodePool:
 
     # ---- lifecycle ------------------------------------------------------------
     def start(self) -> None:
-        for i in range(self.workers):
+        for i in range(self.workers_by_runtime.get(self.runtime_name, self.default_workers)):
             t = threading.Thread(target=self._worker, daemon=True, name=f"kubelet-{i}")
             t.start()
             self._threads.append(t)

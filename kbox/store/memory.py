@@ -11,8 +11,8 @@ the log order is the revision order.
 from __future__ import annotations
 
 import bisect
-import collections
 import itertools
+import queue
 import threading
 
 from kbox.clock import Clock, RealClock
@@ -24,33 +24,38 @@ class _MemoryWatch(Watch):
     def __init__(self, store: "MemoryStore", prefix: str) -> None:
         self._store = store
         self.prefix = prefix
-        self._queue: collections.deque[WatchEvent] = collections.deque()
-        self._cond = threading.Condition()
+        # SimpleQueue: a write publishes without taking a second lock while it holds
+        # the store's, so a slow reader never stalls writers
+        self._queue: queue.SimpleQueue[WatchEvent | None] = queue.SimpleQueue()
         self._closed = False
 
-    def _push(self, events: list[WatchEvent]) -> None:
-        with self._cond:
-            self._queue.extend(events)
-            self._cond.notify()
+    def _push(self, ev: WatchEvent) -> None:
+        self._queue.put(ev)
 
     def get(self, timeout: float | None = None) -> list[WatchEvent]:
-        with self._cond:
-            if not self._queue and not self._closed:
-                self._cond.wait(timeout)
-            out = list(self._queue)
-            self._queue.clear()
+        out: list[WatchEvent] = []
+        if self._closed:
             return out
+        q = self._queue
+        try:
+            ev = q.get(timeout=timeout) if timeout is None or timeout > 0 else q.get_nowait()
+            while True:
+                if ev is not None:       # None: the wake-up sent by close()
+                    out.append(ev)
+                ev = q.get_nowait()
+        except queue.Empty:
+            pass
+        return out
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._closed = True
+        self._queue.put(None)
         self._store._remove_watch(self)
 
     def request_progress(self) -> None:
         with self._store._lock:   # ordered after every event already published
             rev = self._store._rev
-            self._push([WatchEvent("PROGRESS", None, None, rev)])
+            self._push(WatchEvent("PROGRESS", None, None, rev))
 
     @property
     def closed(self) -> bool:
@@ -193,7 +198,7 @@ class MemoryStore(Store):
         key = ev.kv.key
         for w in self._watches:
             if key.startswith(w.prefix):
-                w._push([ev])
+                w._push(ev)
 
     # ---- watch -------------------------------------------------------------
     def watch(self, prefix: str, start_revision: int = 0) -> Watch:
@@ -204,9 +209,9 @@ class MemoryStore(Store):
             if start_revision and start_revision <= self._rev:
                 i = bisect.bisect_left(self._history, start_revision,
                                        key=lambda e: e.revision)
-                backlog = [e for e in self._history[i:] if e.kv.key.startswith(prefix)]  # type: ignore[union-attr]
-                if backlog:
-                    w._push(backlog)
+                for e in self._history[i:]:
+                    if e.kv.key.startswith(prefix):  # type: ignore[union-attr]
+                        w._push(e)
             self._watches.append(w)
             return w
 
