@@ -1,10 +1,15 @@
 """The event recorder: how components tell people what they decided.
 
-Like client-go's recorder, repeated events (same object, reason, message,
-type and source) within ten minutes are folded into one Event whose `count`
-and `lastTimestamp` grow, instead of a new object each time. Writes happen
-on a background thread so a controller never waits for its events; tests
-call `flush()` to see them.
+It correlates events as client-go's recorder does before writing them:
+- spam filter: each source may say at most 25 things about one object, then
+  one more every 5 minutes; the rest are dropped;
+- aggregation: once 10 events of the same source, object, type and reason
+  but different messages arrive within 10 minutes, further ones fold into one
+  Event whose message starts "(combined from similar events): ";
+- deduplication: an event identical to one written in the last 10 minutes
+  bumps that Event's `count` and `lastTimestamp` instead of making a new one.
+Writes happen on a background thread so a controller never waits for its
+events (at most 1,000 wait; more are dropped); tests call `flush()`.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ MAX_SEEN = 4096
 # client-go's broadcaster holds at most 1,000 events and drops new ones when full:
 # under a flood a component keeps working and loses events, never the other way round
 MAX_QUEUED = 1000
+SPAM_BURST = 25
+SPAM_REFILL_PER_SECOND = 1 / 300
+AGGREGATE_MAX_EVENTS = 10
+AGGREGATE_PREFIX = "(combined from similar events): "
 
 
 class EventRecorder:
@@ -43,7 +52,10 @@ class EventRecorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seq = 0
-        self.dropped = 0
+        self.dropped = 0          # lost to a full queue
+        self.spam_dropped = 0     # lost to the per-object spam filter
+        self._spam: dict[tuple[Any, ...], list[float]] = {}           # key -> [tokens, last]
+        self._similar: dict[tuple[Any, ...], tuple[set[str], float]] = {}  # key -> (messages, last)
 
     def event(self, obj: Obj, type_: str, reason: str, message: str, *,
               host: str | None = None) -> None:
@@ -106,12 +118,19 @@ class EventRecorder:
         if not involved["namespace"]:
             involved.pop("namespace")
         now = self.clock.now()
-        key = (m.get("uid") or m.get("name"), obj.get("kind"), reason, message, type_, host)
+        obj_id = (m.get("uid") or m.get("name"), obj.get("kind"), m.get("namespace"),
+                  obj.get("apiVersion"), host)
+        if not self._spam_allows(obj_id, now):
+            self.spam_dropped += 1
+            return
+        key = self._aggregate(obj_id, type_, reason, message, now)
+        if key[-1] is None:           # aggregated: one Event for all similar ones
+            message = AGGREGATE_PREFIX + message
         prev = self._seen.get(key)
         if prev is not None and now - prev[3] < AGGREGATE_WINDOW:
             name, evns, count, _ = prev
             try:
-                self.client.patch("events", name, {"count": count + 1,
+                self.client.patch("events", name, {"count": count + 1, "message": message,
                                                    "lastTimestamp": iso_time(now)}, "merge", evns)
                 self._seen.pop(key, None)   # most recently used goes last (LRU order)
                 self._seen[key] = (name, evns, count + 1, now)
@@ -140,6 +159,39 @@ class EventRecorder:
         # recently used one is O(1), where rebuilding the dict on every event past 4096 was O(n)
         while len(self._seen) > MAX_SEEN:
             del self._seen[next(iter(self._seen))]
+
+    def _spam_allows(self, obj_id: tuple[Any, ...], now: float) -> bool:
+        """A token bucket per source+object: SPAM_BURST, refilled one per 5 minutes."""
+        b = self._spam.get(obj_id)
+        if b is None:
+            b = self._spam[obj_id] = [float(SPAM_BURST), now]
+            if len(self._spam) > MAX_SEEN:
+                del self._spam[next(iter(self._spam))]
+        else:
+            b[0] = min(float(SPAM_BURST), b[0] + (now - b[1]) * SPAM_REFILL_PER_SECOND)
+            b[1] = now
+        if b[0] < 1:
+            return False
+        b[0] -= 1
+        return True
+
+    def _aggregate(self, obj_id: tuple[Any, ...], type_: str, reason: str, message: str,
+                   now: float) -> tuple[Any, ...]:
+        """The deduplication key: per message, or (ending in None) one for every similar event
+        once AGGREGATE_MAX_EVENTS different messages came within the window."""
+        akey = (*obj_id, type_, reason)
+        rec = self._similar.get(akey)
+        if rec is None or now - rec[1] > AGGREGATE_WINDOW:
+            rec = (set(), now)
+        messages = rec[0]
+        messages.add(message)
+        self._similar.pop(akey, None)
+        self._similar[akey] = (messages, now)
+        while len(self._similar) > MAX_SEEN:
+            del self._similar[next(iter(self._similar))]
+        if len(messages) >= AGGREGATE_MAX_EVENTS:
+            return (*akey, None)
+        return (*akey, message)
 
 
 __all__ = ["EventRecorder", "NORMAL", "WARNING", "iso_micro"]

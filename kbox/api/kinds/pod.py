@@ -9,6 +9,11 @@ by the same rule, as in Kubernetes.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
+import orjson
+
 from kbox.api.kinds.base import KindStrategy
 from kbox.api.kinds.common import Cause, required
 from kbox.api.kinds.podspec import (default_pod, qos_class, validate_pod_spec,
@@ -17,6 +22,28 @@ from kbox.api.models import core
 from kbox.api.models.base import check
 from kbox.api.objects import Obj
 from kbox.api.strategy import register
+
+
+# Pods made from one template have byte-for-byte the same spec: remember the last
+# specs that passed validation, so a ReplicaSet's thousand pods are checked once.
+_VALID_SPECS: "OrderedDict[bytes, None]" = OrderedDict()
+_VALID_SPECS_MAX = 512
+_valid_specs_lock = threading.Lock()
+
+
+def _spec_known_valid(raw: bytes) -> bool:
+    with _valid_specs_lock:
+        if raw in _VALID_SPECS:
+            _VALID_SPECS.move_to_end(raw)
+            return True
+        return False
+
+
+def _remember_valid_spec(raw: bytes) -> None:
+    with _valid_specs_lock:
+        _VALID_SPECS[raw] = None
+        while len(_VALID_SPECS) > _VALID_SPECS_MAX:
+            _VALID_SPECS.popitem(last=False)
 
 
 @register("pods")
@@ -51,10 +78,20 @@ class PodStrategy(KindStrategy):
             return []      # status and metadata writes: the spec was checked when written
         if spec is None:
             return [required("spec.containers")]
+        raw = None
+        if old is None:
+            try:
+                raw = orjson.dumps(spec)
+            except TypeError:
+                raw = None          # not JSON-shaped: the checks below say where
+            if raw is not None and _spec_known_valid(raw):
+                return []
         causes = check(core.PodSpec, spec, "spec")
         if causes:
             return causes
         causes = validate_pod_spec(spec, "spec")
         if old is not None and not causes:
             causes = validate_pod_spec_update(spec, old.get("spec") or {})
+        if raw is not None and not causes:
+            _remember_valid_spec(raw)
         return causes
