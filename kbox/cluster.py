@@ -32,9 +32,11 @@ class Cluster:
         self.clock = clock or RealClock()
         self.rng = random.Random(self.config.seed)
         self.runtime_name = runtime or (self.config.runtime if self.config.runtime != "auto" else "sim")
-        # history beyond the last 50,000 writes is compacted away (kube-apiserver compacts
-        # every 5 minutes; a bound on count keeps memory flat under load)
-        store_opts = {"history_limit": 50000} if self.config.store == "memory" else {}
+        # history beyond the last 10,000 writes is compacted away (kube-apiserver compacts
+        # every 5 minutes; a bound on count keeps memory flat under load). Clients resume
+        # watches from the API's watch caches (10,000 events per resource), so the store's
+        # own history only has to cover those caches' single watches.
+        store_opts = {"history_limit": 10000} if self.config.store == "memory" else {}
         self.store = store or open_store(self.config.store, data_dir=self.config.data_dir,
                                          clock=self.clock, **store_opts)
         self.api = ApiServer(self.store, self.clock, rng=self.rng,
