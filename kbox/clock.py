@@ -40,9 +40,19 @@ class Clock:
         return iso_time(self.now())
 
 
+_last_iso: tuple[int, str] = (-1, "")
+
+
 def iso_time(epoch: float) -> str:
     """RFC 3339 in UTC with second precision, as Kubernetes writes timestamps."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    global _last_iso
+    sec = int(epoch // 1)
+    last = _last_iso           # one tuple read: safe without a lock
+    if last[0] == sec:
+        return last[1]         # thousands of writes per second share one timestamp
+    text = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _last_iso = (sec, text)
+    return text
 
 
 def iso_micro(epoch: float) -> str:

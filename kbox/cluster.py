@@ -103,10 +103,15 @@ class Cluster:
         self.stop()
 
     def _housekeeping(self) -> None:
-        """Expire store leases (events' TTL) and compact old history, as kube-apiserver does."""
+        """Expire store leases (events' TTL) and compact old history, as kube-apiserver does;
+        keep the garbage collector off the cluster's long-lived objects (kbox.gcpolicy)."""
+        from kbox.gcpolicy import GcPolicy
+
         last_compact = self.clock.monotonic()
+        gc_policy = GcPolicy()
         while not self._housekeeping_stop.wait(1.0):
             try:
+                gc_policy.tick()
                 expire = getattr(self.store, "expire_leases", None)
                 if expire:
                     expire()
