@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -166,14 +167,23 @@ class WatchCache:
         self._watchers: set[Watcher] = set()
         self._by_node: dict[str, set[Watcher]] = {}
         self._stopped = False
-        kvs, rev = store.range(self.prefix)
+        subscribe = getattr(store, "subscribe", None)
+        self._cancel = None
+        self._store_watch = None
+        self._thread = None
+        if subscribe is not None:
+            # the memory store calls us as each write commits: no thread, no queue between
+            kvs, rev, self._cancel = subscribe(self.prefix, self._on_store_event)
+        else:
+            kvs, rev = store.range(self.prefix)
         for kv in kvs:
             self.objects[kv.key] = _with_rv(kv.value, kv.mod_revision)
         self.revision = self._ring_start = rev
-        self._store_watch = store.watch(self.prefix, rev + 1)
-        self._thread = threading.Thread(target=self._run, name=f"watchcache-{info.plural}",
-                                        daemon=True)
-        self._thread.start()
+        if subscribe is None:
+            self._store_watch = store.watch(self.prefix, rev + 1)
+            self._thread = threading.Thread(target=self._run, name=f"watchcache-{info.plural}",
+                                            daemon=True)
+            self._thread.start()
 
     # ---- feeding -------------------------------------------------------------
     def _run(self) -> None:
@@ -187,7 +197,10 @@ class WatchCache:
             if batch:
                 self._apply(batch)
 
-    def _apply(self, batch: list[WatchEvent]) -> None:
+    def _on_store_event(self, ev: WatchEvent) -> None:
+        self._apply((ev,))
+
+    def _apply(self, batch) -> None:
         with self._lock:
             for ev in batch:
                 if ev.type == "PROGRESS":
@@ -232,6 +245,9 @@ class WatchCache:
     # ---- consistent reads -------------------------------------------------
     def wait_fresh(self, revision: int | None = None, timeout: float = 5.0) -> None:
         """Block until the cache has applied every write up to `revision` (default: now)."""
+        if self._store_watch is None:
+            self._wait_fresh_subscribed(revision, timeout)
+            return
         target = self.store.revision if revision is None else revision
         if self.revision >= target:
             return
@@ -240,6 +256,25 @@ class WatchCache:
             ok = self._fresh.wait_for(lambda: self.revision >= target, timeout)
         if not ok:
             raise timeout_error(f"Too large resource version: {target}, current: {self.revision}")
+
+    def _wait_fresh_subscribed(self, revision: int | None, timeout: float) -> None:
+        # every committed write was applied before its writer let go of the store lock:
+        # fresh as of the store's revision once no write is in flight
+        deadline = None
+        while True:
+            rev = self.store.sync_point()
+            with self._lock:
+                if rev > self.revision:
+                    self.revision = rev
+                if revision is None or self.revision >= revision:
+                    return
+                if deadline is None:
+                    deadline = time.monotonic() + timeout
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise timeout_error(f"Too large resource version: {revision}, "
+                                        f"current: {self.revision}")
+                self._fresh.wait(min(left, 0.05))
 
     def snapshot(self) -> tuple[list[CachedObject], int]:
         self.wait_fresh()
@@ -298,7 +333,10 @@ class WatchCache:
 
     def stop(self) -> None:
         self._stopped = True
-        self._store_watch.close()
+        if self._cancel is not None:
+            self._cancel()
+        if self._store_watch is not None:
+            self._store_watch.close()
         with self._lock:
             watchers = list(self._watchers) + [w for s in self._by_node.values() for w in s]
         for w in watchers:

@@ -26,7 +26,7 @@ from typing import Any
 
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
-from kbox.api.objects import Obj, controller_ref, deep_copy, key_of
+from kbox.api.objects import Obj, condition, controller_ref, deep_copy, key_of
 from kbox.api.selectors import LabelSelector, selector_from_spec
 from kbox.clock import Clock, iso_time
 from kbox.controllers import podutil
@@ -108,6 +108,8 @@ class ReplicaSetController(Controller):
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         if old["metadata"].get("resourceVersion") == new["metadata"].get("resourceVersion"):
             return
+        if _what_a_replicaset_sees(old) == _what_a_replicaset_sees(new):
+            return      # e.g. the binding, or a kubelet write before the pod is ready
         labels_changed = (old["metadata"].get("labels") or {}) != (new["metadata"].get("labels") or {})
         if podutil.is_terminating(new) and not podutil.is_terminating(old):
             # graceful deletion started: for expectations the pod is already gone
@@ -290,6 +292,17 @@ class ReplicaSetController(Controller):
                 cur = self.client.get("replicasets", cur["metadata"]["name"],
                                       cur["metadata"].get("namespace"))
         return None
+
+
+def _what_a_replicaset_sees(pod: Obj) -> tuple[Any, ...]:
+    """Everything of a pod that a ReplicaSet's sync reads to count, adopt and report it;
+    a change elsewhere (its node, container details) cannot change what the sync does,
+    so it need not cost a sync of every pod of the ReplicaSet."""
+    m = pod.get("metadata") or {}
+    ready = condition(pod, "Ready") or {}
+    return (m.get("labels"), m.get("ownerReferences"), m.get("deletionTimestamp"),
+            (pod.get("status") or {}).get("phase"), ready.get("status"),
+            ready.get("lastTransitionTime"))
 
 
 def _replicas(rs: Obj) -> int:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
 import queue
 import threading
+from typing import Callable
 
 from kbox.clock import Clock, RealClock
 from kbox.store import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue,
                         LeaseNotFoundError, RevisionMismatchError, Store, Watch, WatchEvent)
+
+log = logging.getLogger(__name__)
 
 
 class _MemoryWatch(Watch):
@@ -85,6 +89,7 @@ class MemoryStore(Store):
         self._compacted = 0
         self._history: list[WatchEvent] = []  # events with revision >= self._compacted
         self._watches: list[_MemoryWatch] = []
+        self._subscribers: list[tuple[str, Callable[[WatchEvent], None]]] = []
         self._leases: dict[int, _Lease] = {}
         self._lease_ids = itertools.count(1)
         self._history_limit = history_limit
@@ -196,6 +201,12 @@ class MemoryStore(Store):
         if self._history_limit and len(self._history) > self._history_limit * 2:
             self.compact(self._history[-self._history_limit].revision)
         key = ev.kv.key
+        for prefix, callback in self._subscribers:
+            if key.startswith(prefix):
+                try:
+                    callback(ev)
+                except Exception:  # a subscriber's bug must never fail a committed write
+                    log.exception("store subscriber for %s failed", prefix)
         for w in self._watches:
             if key.startswith(w.prefix):
                 w._push(ev)
@@ -214,6 +225,29 @@ class MemoryStore(Store):
                         w._push(e)
             self._watches.append(w)
             return w
+
+    def subscribe(self, prefix: str, callback: Callable[[WatchEvent], None]
+                  ) -> tuple[list[KeyValue], int, Callable[[], None]]:
+        """For in-process readers that must see each write as it commits (the API's watch
+        caches): `callback(event)` runs in the writer's thread, under the store lock, in
+        revision order, so no thread hand-off sits between a write and its readers.
+        Returns the keys under `prefix` now, the revision they are at, and a cancel function.
+        Callbacks must be quick and must not call back into the store."""
+        entry = (prefix, callback)
+        with self._lock:
+            kvs, rev = self.range(prefix)
+            self._subscribers.append(entry)
+
+        def cancel() -> None:
+            with self._lock:
+                if entry in self._subscribers:
+                    self._subscribers.remove(entry)
+        return kvs, rev, cancel
+
+    def sync_point(self) -> int:
+        """The current revision, once every write up to it (and its subscribers) has finished."""
+        with self._lock:
+            return self._rev
 
     def _remove_watch(self, w: _MemoryWatch) -> None:
         with self._lock:
