@@ -87,11 +87,22 @@ class GarbageCollector(Controller):
     # ---- handlers (enqueue only) ----------------------------------------------------
     def _changed(self, res: str, old: Obj | None, obj: Obj) -> None:
         m = obj["metadata"]
-        if m.get("ownerReferences") and (old is None or
-                                         old["metadata"].get("ownerReferences") != m.get("ownerReferences")):
+        refs = m.get("ownerReferences")
+        if refs and (old is None or old["metadata"].get("ownerReferences") != refs) and \
+                not self._owners_observed(refs):
             self.enqueue(f"dep|{res}|{key_of(obj)}")
         if m.get("deletionTimestamp") and {FOREGROUND, ORPHAN} & set(m.get("finalizers") or []):
             self.enqueue(f"own|{res}|{key_of(obj)}")
+
+    def _owners_observed(self, refs: list[dict[str, Any]]) -> bool:
+        """Every owner is in our caches, alive and with that uid: nothing to verify (kube's
+        graph builder only asks about owners it has not observed). Its deletion later
+        enqueues this dependent through _deleted."""
+        for ref in refs:
+            found = self._find_cached(ref.get("uid", ""))
+            if not found or any(o["metadata"].get("deletionTimestamp") for _, o in found):
+                return False
+        return True
 
     def _deleted(self, res: str, obj: Obj) -> None:
         uid = obj["metadata"].get("uid", "")

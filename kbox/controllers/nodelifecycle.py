@@ -161,13 +161,25 @@ class NodeLifecycleController(Controller):
 
     def _pod_added(self, pod: Obj) -> None:
         node = (pod.get("spec") or {}).get("nodeName")
-        if node:
+        if node and self._node_needs_pod_care(node):
             self.enqueue("node:" + node)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
         node = (new.get("spec") or {}).get("nodeName")
-        if node and node != (old.get("spec") or {}).get("nodeName"):
+        if node and node != (old.get("spec") or {}).get("nodeName") and \
+                self._node_needs_pod_care(node):
             self.enqueue("node:" + node)
+
+    def _node_needs_pod_care(self, name: str) -> bool:
+        """A pod landing on a Ready, untainted node gives the node's sync nothing to do
+        (as the taint manager only looks at pods of tainted nodes); skip the sync."""
+        node = self.node_informer.get(name)
+        if node is None:
+            return True
+        if (condition(node, "Ready") or {}).get("status") != "True":
+            return True
+        return any(t.get("effect") == "NoExecute"
+                   for t in (node.get("spec") or {}).get("taints") or [])
 
     # ---- reconcile ---------------------------------------------------------------
     def sync(self, key: str) -> None:
