@@ -45,6 +45,8 @@ class Cluster:
         self.serve_http = serve_http
         self.http = None
         self.informers = None
+        self.machines = None
+        self.on_progress = None    # callable(str): boot progress for the CLI and dashboard
         self.controllers = None
         self.scheduler = None
         self.nodes = None
@@ -70,8 +72,9 @@ class Cluster:
         self.controllers = ControllerManager(self.client, self.informers, self.clock, self.config)
         self.scheduler = Scheduler(self.client, self.informers, self.clock, config=self.config,
                                    rng=self.rng)
+        self.machines = self._boot_machines() if self.runtime_name == "docker" else None
         self.nodes = NodePool(self.client, self.informers, self.clock, self.config,
-                              runtime=self.runtime_name, api=self.api)
+                              runtime=self.runtime_name, api=self.api, machines=self.machines)
         self.informers.start()
         self.informers.wait_for_sync()
         self.controllers.start()
@@ -85,6 +88,28 @@ class Cluster:
             self.wait_nodes_ready(timeout)
         return self
 
+    def _boot_machines(self):
+        """Docker nodes: images, network, and every node container booted in parallel.
+        Without a data dir nothing could re-adopt an earlier run's nodes: start clean."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from kbox.runtime.dind import NodeMachines, remove_cluster
+        machines = NodeMachines(self.config)
+        if not self.config.data_dir:
+            remove_cluster(machines.client, self.config.name)
+        machines.prepare(self.progress)
+        names = [s.name for s in self.config.node_specs()]
+        if names:
+            with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
+                list(pool.map(lambda n: machines.ensure(n, self.progress), names))
+        return machines
+
+    def progress(self, message: str) -> None:
+        """Boot steps worth telling a person about (image builds, node containers)."""
+        log.info("%s", message)
+        if self.on_progress is not None:
+            self.on_progress(message)
+
     def stop(self) -> None:
         self._housekeeping_stop.set()
         for part in (self.nodes, self.scheduler, self.controllers, self.informers, self.http):
@@ -95,6 +120,14 @@ class Cluster:
                     log.exception("stopping %s failed", type(part).__name__)
         self.api.stop()
         self.store.close()
+        if self.machines is not None and not self.config.data_dir:
+            # nothing could re-adopt these nodes: remove them (with a data dir they keep
+            # running, and the next `kbox up` adopts them; `kbox down` removes them)
+            from kbox.runtime.dind import remove_cluster
+            try:
+                remove_cluster(self.machines.client, self.config.name)
+            except Exception:
+                log.exception("removing the node containers failed")
 
     def __enter__(self) -> "Cluster":
         return self.start()

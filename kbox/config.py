@@ -21,6 +21,7 @@ Example file (every key optional):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -142,6 +143,11 @@ class ClusterConfig(_Model):
                     f"{spec.name or self.name + '-worker'}{n if not spec.name else j + 1}"
                 out.append(spec.model_copy(update={"name": name, "count": 1}))
         return out
+
+
+def kbox_home() -> Path:
+    """Where kbox keeps per-cluster state (state files, node sockets): $KBOX_HOME or ~/.kbox."""
+    return Path(os.environ.get("KBOX_HOME") or Path.home() / ".kbox")
 
 
 class ConfigError(Exception):

@@ -125,11 +125,11 @@ def test_remove_node_deletes_node_and_lease(env):
         env.client.get("leases", "node1", "kube-node-lease")
 
 
-def test_docker_runtime_not_yet_available():
+def test_unknown_runtime_name_is_refused_with_the_choices():
     from kbox.runtime import RuntimeError_, make_runtime
     from kbox.config import ClusterConfig
-    with pytest.raises(RuntimeError_, match="not yet available"):
-        make_runtime("docker", node_name="n", clock=None, config=ClusterConfig())
+    with pytest.raises(RuntimeError_, match=r"unknown runtime 'rkt' \(choose sim or docker\)"):
+        make_runtime("rkt", node_name="n", clock=None, config=ClusterConfig())
 
 
 # ---- pod lifecycle ----------------------------------------------------------------------

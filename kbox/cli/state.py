@@ -15,8 +15,7 @@ from typing import Any
 DEFAULT_CLUSTER = "kbox"
 
 
-def kbox_home() -> Path:
-    return Path(os.environ.get("KBOX_HOME") or Path.home() / ".kbox")
+from kbox.config import kbox_home  # noqa: E402  (re-exported: one definition)
 
 
 def cluster_name(name: str | None = None) -> str:

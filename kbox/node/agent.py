@@ -481,13 +481,17 @@ class NodeAgent:
         if rec.final_phase:
             self._finish(rec)
             return
+        if rec.sandbox_id is None and not rec.containers:
+            self._adopt(pod, rec)
+        elif rec.sandbox_id is not None and self.runtime.needs_polling:
+            self._check_sandbox(pod, rec)
         if rec.sandbox_id is None:
             net = self._pod_cidr(key, rec)
             if net is None:
                 wakes.append(rec.cidr_wait_until)  # type: ignore[arg-type]
                 return
             m = pod["metadata"]
-            rec.ip = self.allocate_ip(net)
+            rec.ip = rec.ip or self.allocate_ip(net)
             rec.sandbox_id = self.runtime.run_pod_sandbox(
                 m.get("uid", ""), m["name"], m.get("namespace", ""), self.name, rec.ip,
                 labels=m.get("labels") or {}, annotations=m.get("annotations") or {})
@@ -505,6 +509,59 @@ class NodeAgent:
             if cr is None:
                 cr = rec.containers[c["name"]] = ContainerRecord(c["name"])
             self._step_container(pod, rec, c, cr, wakes, policy=policy)
+
+    def _adopt(self, pod: dict[str, Any], rec: PodRecord) -> None:
+        """A pod we have no record of may already run here (kbox restarted and found its
+        node containers): take over its sandbox and containers, as a restarted kubelet
+        reads the runtime's state instead of starting the pod again."""
+        if not self.runtime.needs_polling:
+            return                      # the sim runtime lives and dies with this process
+        uid = pod["metadata"].get("uid", "")
+        boxes = [b for b in self.runtime.list_pod_sandboxes() if b.pod_uid == uid and b.state == "ready"]
+        if not boxes:
+            return
+        box = max(boxes, key=lambda b: b.created_at or 0)
+        rec.sandbox_id, rec.ip = box.id, box.ip
+        rec.start_time = box.created_at or self.clock.now()
+        latest: dict[str, ContainerStatus] = {}
+        for st in self.runtime.list_containers(sandbox_id=box.id):
+            cur = latest.get(st.name)
+            if cur is None or st.attempt > cur.attempt:
+                latest[st.name] = st
+        init_names = {c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []}
+        for name, st in latest.items():
+            cr = rec.containers[name] = ContainerRecord(name, init=name in init_names)
+            cr.id, cr.created_any, cr.image_ok = st.id, True, True
+            cr.restart_count = st.attempt
+            cr.image_id = st.image_id
+            if st.state == RUNNING:
+                cr.started_event_for = st.id
+        for c in pod.get("status", {}).get("containerStatuses") or []:
+            cr = rec.containers.get(c.get("name", ""))
+            if cr is not None and c.get("ready"):
+                cr.started_ok = cr.ready = True     # it was ready before the restart
+        log.info("node %s: adopted pod %s (sandbox %s, %d container(s))",
+                 self.name, rec.key, box.id[:12], len(latest))
+
+    def _check_sandbox(self, pod: dict[str, Any], rec: PodRecord) -> None:
+        """A real sandbox can die under us (its node restarted): make a new one, and the
+        containers start again in it, as the kubelet does on SandboxChanged."""
+        if rec.sandbox_stopped:
+            return
+        try:
+            box = self.runtime.pod_sandbox_status(rec.sandbox_id or "")
+            alive = box.state == "ready"
+        except ContainerNotFound:
+            alive = False
+        if alive:
+            return
+        self.event(pod, "Normal", "SandboxChanged", "Pod sandbox changed, it will be killed and re-created.")
+        old = rec.sandbox_id
+        rec.sandbox_id = None
+        try:
+            self.runtime.remove_pod_sandbox(old or "")
+        except ContainerNotFound:
+            pass
 
     def _finish(self, rec: PodRecord) -> None:
         """A terminal pod: make sure nothing of it runs; keep its containers for logs."""
@@ -602,6 +659,8 @@ class NodeAgent:
         nxt = self.runtime.next_change(cr.id) if cr.id else None
         if nxt is not None:
             wakes.append(nxt)
+        elif cr.id and self.runtime.needs_polling:
+            wakes.append(self.clock.now() + self.timings.sync_frequency)
         return st
 
     def _ensure_image(self, pod: dict[str, Any], c: dict[str, Any], cr: ContainerRecord,

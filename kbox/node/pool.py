@@ -19,7 +19,7 @@ from kbox.api.objects import key_of
 from kbox.controllers.events import EventRecorder
 from kbox.controllers.workqueue import WorkQueue
 from kbox.node.agent import NodeAgent
-from kbox.runtime import make_runtime
+from kbox.runtime import check_runtime_name, make_runtime
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class NodePool:
     busy_threshold = 500
 
     def __init__(self, client, informers, clock, config, *, runtime: str = "sim",
-                 api=None, recorder: EventRecorder | None = None) -> None:
+                 api=None, recorder: EventRecorder | None = None,
+                 machines=None) -> None:
         self.client = client
         self.clock = clock
         self.config = config
@@ -45,7 +46,10 @@ class NodePool:
         self.queue = WorkQueue(clock, name="kubelet")
         self.recorder = _RateLimitedRecorder(recorder or EventRecorder(client, "kubelet", clock=clock),
                                              clock)
-        make_runtime(runtime, node_name="", clock=clock, config=config)   # fail early on a bad name
+        check_runtime_name(runtime)            # fail early on a bad name
+        # the node containers of a docker cluster (kbox.runtime.dind.NodeMachines): the pool
+        # boots, kills and starts them with the nodes; None for sim nodes
+        self.machines = machines
         self.pods = informers.informer("pods")
         self.pods.add_handler(self._on_pod, self._on_pod_update, self._on_pod)
         self._threads: list[threading.Thread] = []
@@ -158,8 +162,12 @@ class NodePool:
             index = self._next_index
             self._next_index += 1
         try:
+            options = {}
+            if self.machines is not None:
+                options = {"base_url": self.machines.ensure(spec.name),
+                           "cluster": self.machines.cluster}
             runtime = make_runtime(self.runtime_name, node_name=spec.name, clock=self.clock,
-                                   config=self.config)
+                                   config=self.config, **options)
             agent = NodeAgent(self.client, spec.name, runtime, self.clock, self.config,
                               index=index, spec=spec, recorder=self.recorder, wake=self._wake,
                               busy=self.busy)
@@ -205,6 +213,8 @@ class NodePool:
         for key in list(agent.records):
             agent.forget_pod(key)
         agent.runtime.shutdown()
+        if self.machines is not None:
+            self.machines.remove(name)
         with self._lock:
             self.agents.pop(name, None)
             for key in [k for k, v in self._holder.items() if v == name]:
@@ -227,6 +237,9 @@ class NodePool:
         """Like stop, and every container on the node dies with it."""
         agent = self._agent(name)
         agent.stopped = True
+        if self.machines is not None:
+            self.machines.kill(name)          # the node container dies, its pods with it
+            return
         kill = getattr(agent.runtime, "kill_all", None)
         if kill:
             kill()
@@ -238,6 +251,8 @@ class NodePool:
         agent = self._agent(name)
         if not agent.stopped:
             return
+        if self.machines is not None:
+            self.machines.start(name)         # boots again; its inner engine answers
         if hasattr(agent.runtime, "down"):
             agent.runtime.down = False  # type: ignore[attr-defined]
         agent.restart()

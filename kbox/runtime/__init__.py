@@ -87,6 +87,9 @@ class Runtime:
     """Interface. Every method may raise RuntimeUnavailable when the node is down."""
 
     name = "runtime"
+    #: a real runtime cannot say when a container will change (next_change is None): the
+    #: agent then looks again every syncFrequency, as the kubelet's pod workers do
+    needs_polling = True
 
     # ---- sandboxes
     def run_pod_sandbox(self, pod_uid: str, name: str, namespace: str, node: str,
@@ -176,16 +179,26 @@ class Runtime:
         pass
 
 
+RUNTIMES = ("sim", "docker")
+
+
 def available_runtimes() -> list[str]:
-    return ["sim"]
+    """The runtimes this machine can run now: sim always, docker when an engine answers."""
+    from kbox.runtime.dind import engine_answers
+    return ["sim", "docker"] if engine_answers() else ["sim"]
 
 
-def make_runtime(name: str, *, node_name: str, clock, config) -> Runtime:
-    """The runtime factory the NodePool uses: one runtime per node."""
+def check_runtime_name(name: str) -> None:
+    if name not in RUNTIMES:
+        raise RuntimeError_(f"unknown runtime {name!r} (choose sim or docker)")
+
+
+def make_runtime(name: str, *, node_name: str, clock, config, **options: Any) -> Runtime:
+    """The runtime factory the NodePool uses: one runtime per node. The docker runtime
+    needs `base_url` (the node's inner engine) and `cluster` in `options`."""
+    check_runtime_name(name)
     if name == "sim":
         from kbox.runtime.sim import SimRuntime
         return SimRuntime(node_name, clock, config.timings.sim)
-    if name == "docker":
-        raise RuntimeError_("the docker runtime is not yet available in this version of kbox; "
-                            "use --runtime sim")
-    raise RuntimeError_(f"unknown runtime {name!r} (choose sim or docker)")
+    from kbox.runtime.docker import DockerRuntime
+    return DockerRuntime(node_name, clock, config, **options)

@@ -117,6 +117,7 @@ def _image_id(image: str) -> str:
 
 class SimRuntime(Runtime):
     name = "sim"
+    needs_polling = False     # next_change() says exactly when anything will happen
     VERSION = "0.1.0"
 
     def __init__(self, node_name: str, clock: Clock, timings) -> None:
