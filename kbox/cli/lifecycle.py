@@ -41,3 +41,54 @@ def _run(ctx: Context, args: argparse.Namespace) -> int:
 
 COMMANDS["run"] = Command("run", "Boot a fresh cluster and run a demo script against it",
                           _run_args, _run, needs_cluster=False)
+
+
+def _load_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=["image", "docker-image"])
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--name", help="cluster name (default kbox, or $KBOX_CLUSTER)")
+    p.add_argument("--nodes", help="comma-separated node names (default: every node)")
+
+
+def _load(ctx: Context, args: argparse.Namespace) -> int:
+    """`kind load docker-image`: copy images from the host engine into docker nodes."""
+    from kbox.cli.state import cluster_name
+    from kbox.config import ClusterConfig
+    from kbox.runtime import RuntimeError_
+    from kbox.runtime.dind import LABEL_CLUSTER, LABEL_NODE, LABEL_ROLE, NodeMachines, load_image
+
+    name = cluster_name(args.name or getattr(args, "cluster", None))
+    try:
+        machines = NodeMachines(ClusterConfig(name=name))
+        found = machines.client.containers.list(
+            filters={"label": [f"{LABEL_CLUSTER}={name}", f"{LABEL_ROLE}=node"]})
+        nodes = sorted((c.labels or {}).get(LABEL_NODE, "") for c in found)
+        if args.nodes:
+            wanted = [n.strip() for n in args.nodes.split(",") if n.strip()]
+            missing = [n for n in wanted if n not in nodes]
+            if missing:
+                print(f'error: no running docker node {", ".join(missing)} in cluster "{name}" '
+                      f'(running: {", ".join(nodes) or "none"})', file=ctx.err)
+                return 1
+            nodes = wanted
+        if not nodes:
+            print(f'error: cluster "{name}" has no running docker nodes '
+                  f"(start one with: kbox up --runtime docker)", file=ctx.err)
+            return 1
+        for image in args.images:
+            for node in nodes:
+                inner = machines.inner(node, timeout=120)
+                try:
+                    copied = load_image(machines.client, inner, image)
+                finally:
+                    inner.close()
+                what = "loaded into" if copied else "already present on"
+                print(f'Image: "{image}" {what} node "{node}"', file=ctx.out)
+    except RuntimeError_ as e:
+        print(f"error: {e}", file=ctx.err)
+        return 1
+    return 0
+
+
+COMMANDS["load"] = Command("load", "Copy images from the host's Docker engine into the nodes "
+                           "(load image NAME [--nodes a,b])", _load_args, _load, needs_cluster=False)

@@ -54,15 +54,7 @@ def _pick_runtime(requested: str | None, out: TextIO) -> str:
     if requested in ("sim", "docker"):
         return requested
     if _docker_answers():
-        try:
-            from kbox.runtime import available_runtimes
-            if "docker" in available_runtimes():
-                return "docker"
-        except Exception:
-            pass
-        print("kbox: a Docker engine answers, but the docker runtime is not available in this "
-              "version yet; starting simulated nodes.", file=out)
-        return "sim"
+        return "docker"
     print("kbox: no Docker engine answers (DOCKER_HOST or /var/run/docker.sock), so kbox is "
           "starting simulated nodes: pods go through real phases but run no containers. "
           "For real nodes, start Docker and run `kbox up --runtime docker`.", file=out)
@@ -97,6 +89,10 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
     if args.detach:
         return _detach(args, config.name, out, err)
     runtime = _pick_runtime(args.runtime or (config.runtime if config.runtime != "auto" else None), err)
+    if runtime == "docker" and not _docker_answers():
+        print("error: --runtime docker needs a Docker engine, and none answers (DOCKER_HOST or "
+              "/var/run/docker.sock); start dockerd, or use --runtime sim", file=err)
+        return 1
     return run_foreground(config, runtime, args, out, err)
 
 
@@ -149,6 +145,7 @@ def run_foreground(config, runtime: str, args: argparse.Namespace, out: TextIO, 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     cluster = Cluster(config, runtime=runtime)
+    cluster.on_progress = lambda msg: print(f"kbox: {msg}", file=err, flush=True)
     state: dict[str, Any] = {"name": config.name, "pid": os.getpid(), "runtime": runtime,
                              "url": None, "token": None, "ca": None, "ready": False}
     try:
@@ -206,7 +203,11 @@ def cmd_down(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
     st = cluster_state.read_state(name)
     if not st:
         cluster_state.remove_state(name)
-        print(f'No running cluster "{name}".', file=out)
+        removed = _remove_docker_nodes(name, err)
+        if removed:
+            print(f'Deleted cluster "{name}" (its process was gone; removed {removed}).', file=out)
+        else:
+            print(f'No running cluster "{name}".', file=out)
         return 0
     pid = st["pid"]
     print(f'Deleting cluster "{name}" ...', file=out)
@@ -220,8 +221,28 @@ def cmd_down(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
     if cluster_state.pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
     cluster_state.remove_state(name)
+    _remove_docker_nodes(name, err)
     print(f'Deleted cluster "{name}".', file=out)
     return 0
+
+
+def _remove_docker_nodes(name: str, err: TextIO) -> str:
+    """Every container, volume and network of cluster `name` on the host engine (kind's
+    `delete cluster`); a description of what went, '' when there was nothing."""
+    if not _docker_answers():
+        return ""
+    try:
+        import docker
+        from kbox.runtime.dind import remove_cluster
+        client = docker.from_env(timeout=30)
+        gone = remove_cluster(client, name)
+        client.close()
+    except Exception as e:   # the cluster is gone either way: say what is left behind
+        print(f"warning: could not remove the docker nodes of {name}: {e}", file=err)
+        return ""
+    if not any(gone.values()):
+        return ""
+    return ", ".join(f"{n} {k}" for k, n in gone.items() if n)
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
