@@ -160,6 +160,7 @@ def load_commands() -> None:
     from kbox.cli import (
         commands,  # noqa: F401
         describe,  # kubectl's describe layouts
+        imagecmds,  # noqa: F401  (kbox image build|ls)
     )
     COMMANDS["describe"] = describe.DESCRIBE_COMMAND
 

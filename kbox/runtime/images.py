@@ -471,7 +471,7 @@ def node_rootfs(progress: Progress | None = None) -> NodeRootfs:
     """Plan the node image from this machine's binaries (raises ImageBuildError naming the
     Debian package to install when one is missing)."""
     if progress:
-        progress(f"{NODE_STEPS[0]}: host binaries, their libraries, iptables modules, busybox")
+        progress(f"{NODE_STEPS[0]}: host binaries and libraries")
     plan = _Plan()
     for d in ("bin", "sbin", "lib", "lib64", "lib32", "libx32"):   # merged /usr as the host has it
         if os.path.islink("/" + d):
@@ -550,7 +550,7 @@ def node_image(client: Any, progress: Progress | None = None, *, force: bool = F
         rootfs.write(f)
         f.seek(0)
         if progress:
-            progress(f"{NODE_STEPS[2]}: docker import as {tag}")
+            progress(f"{NODE_STEPS[2]}: {tag}")
         import_rootfs(client, f, tag, rootfs.recipe, entrypoint=[NODE_ENTRYPOINT],
                       env={"PATH": NODE_PATH})
     if image_recipe(client, tag) != rootfs.recipe:
@@ -566,6 +566,23 @@ def ensure_node_image(client: Any, progress: Progress | None = None) -> str:
     return result.tag
 
 
+def prune_node_images(client: Any, keep: str) -> list[str]:
+    """Remove the engine's other `kbox/node:*` tags (older recipes) that no container uses;
+    returns the tags removed. An image a container still uses is left alone."""
+    import docker.errors
+    removed = []
+    for img in client.images.list(name=NODE_IMAGE_REPO):
+        for tag in img.tags or []:
+            if tag == keep or not tag.startswith(NODE_IMAGE_REPO + ":"):
+                continue
+            try:
+                client.images.remove(tag)
+                removed.append(tag)
+            except docker.errors.APIError:       # in use by a container (409)
+                pass
+    return removed
+
+
 def list_kbox_images(client: Any) -> list[Any]:
     """The engine's images with a `kbox/` tag (docker SDK Image objects), newest first."""
     out = [img for img in client.images.list()
@@ -577,4 +594,4 @@ __all__ = ["BUSYBOX_IMAGE", "RECIPE_LABEL", "ImageBuildError", "ensure_busybox_i
            "busybox_rootfs", "image_recipe", "import_rootfs", "find_busybox", "Path",
            "BuiltImage", "busybox_image", "NODE_IMAGE_REPO", "NODE_ENTRYPOINT", "NODE_STEPS",
            "NODE_ENTRYPOINT_SCRIPT", "NodeRootfs", "node_rootfs", "node_image",
-           "ensure_node_image", "list_kbox_images"]
+           "ensure_node_image", "prune_node_images", "list_kbox_images"]
