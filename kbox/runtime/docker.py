@@ -503,6 +503,8 @@ class DockerRuntime(Runtime):
                               sandbox_id=lab.get(LABEL_SANDBOX, ""), pod_uid=lab.get(LABEL_POD_UID, ""))
         started = parse_docker_time(st.get("StartedAt"))
         finished = parse_docker_time(st.get("FinishedAt"))
+        if started is not None and finished is not None and finished < started:
+            finished = started     # a very short run: the engine records the exit before the start
         code = st.get("ExitCode")
         if status in ("running", "paused", "restarting"):
             out.state, out.started_at = RUNNING, started
