@@ -626,8 +626,18 @@ class NodeAgent:
         if cr.id is None:
             if not self._ensure_image(pod, c, cr, wakes):
                 return None
-            env = {e["name"]: str(e.get("value", "")) for e in c.get("env") or []
-                   if isinstance(e, dict) and "name" in e}
+            from kbox.node.envvars import CreateContainerConfigError, resolve_env
+            env_warnings: list[str] = []
+            try:
+                env = resolve_env(self.client, pod, c, pod_ip=rec.ip, host_ip=self.node_ip,
+                                  node_allocatable=self.capacity(), warnings=env_warnings)
+            except CreateContainerConfigError as e:
+                self.event(pod, "Warning", "Failed", f"Error: {e}")
+                cr.waiting = ("CreateContainerConfigError", str(e))
+                wakes.append(now + self.timings.restart_backoff_base)
+                return None
+            for w in env_warnings:
+                self.event(pod, "Warning", "InvalidEnvironmentVariableNames", w)
             attempt = cr.restart_count + 1 if cr.created_any else 0
             try:
                 cid = self.runtime.create_container(rec.sandbox_id or "", c, pod, env, attempt=attempt)
