@@ -146,8 +146,9 @@ class DockerRuntime(Runtime):
         self.base_url = _base_url(base_url)
         self.timeout = timeout
         # version pinned: the client does not ask the engine anything until it is used
+        # several pod workers, stop threads and followed logs share it
         self.client = docker.DockerClient(base_url=self.base_url, version=API_VERSION,
-                                          timeout=int(math.ceil(timeout)))
+                                          timeout=int(math.ceil(timeout)), max_pool_size=32)
         self.api = self.client.api
         self._ping_api = docker.APIClient(base_url=self.base_url, version=API_VERSION, timeout=2)
         self._lock = threading.Lock()
@@ -307,14 +308,18 @@ class DockerRuntime(Runtime):
         return self._sandbox_from(self._inspect(sandbox_id, "pod sandbox"))
 
     def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
+        """One list call (the summaries carry labels, state and addresses): the agent asks
+        this for every pod it has no record of."""
         with self._errors("list sandboxes"):
-            ids = [c["Id"] for c in self.api.containers(all=True, filters=self._filters(ROLE_SANDBOX))]
+            items = self.api.containers(all=True, filters=self._filters(ROLE_SANDBOX))
         out = []
-        for sid in ids:
-            try:
-                out.append(self.pod_sandbox_status(sid))
-            except ContainerNotFound:
-                continue           # removed meanwhile
+        for c in items:
+            info = {"Id": c["Id"], "Config": {"Labels": c.get("Labels") or {}},
+                    "State": {"Running": c.get("State") == "running"},
+                    "NetworkSettings": c.get("NetworkSettings") or {}}
+            box = self._sandbox_from(info)
+            box.created_at = float(c.get("Created") or 0) or None
+            out.append(box)
         return out
 
     # ---- containers --------------------------------------------------------------------
@@ -449,7 +454,7 @@ class DockerRuntime(Runtime):
         if wait:
             t.join()
 
-    def _wait_exit(self, container_id: str, timeout: float) -> bool:
+    def _wait_exit(self, container_id: str, timeout: float, every: float = 0.05) -> bool:
         """True when the container is not running within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
@@ -459,13 +464,14 @@ class DockerRuntime(Runtime):
                 return True
             if not st.get("Running"):
                 return True
-            if time.monotonic() >= deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 return False
-            time.sleep(0.05)
+            time.sleep(min(every, left))
 
     def _kill_after(self, container_id: str, grace: float) -> None:
         try:
-            if not self._wait_exit(container_id, grace):
+            if not self._wait_exit(container_id, grace, every=0.2):
                 self.api.kill(container_id, "SIGKILL")
                 self._wait_exit(container_id, 10)
         except Exception as e:         # the engine went away: nothing left to kill
