@@ -476,3 +476,13 @@ def test_missing_ids(rt):
         with pytest.raises(ContainerNotFound):
             call()
     rt.remove_container("f" * 64)          # removing what is gone is not an error
+
+
+def test_pod_ip_in_use_is_a_clear_error(env, rt):
+    sid, pod, ip = env.pod(rt, "first")
+    with pytest.raises(RuntimeError_) as e:
+        rt.run_pod_sandbox(str(uuid.uuid4()), "second", "default", "n1", ip)
+    assert ip in str(e.value) and "second" in str(e.value)
+    assert not isinstance(e.value, (RuntimeUnavailable, ContainerNotFound))
+    # nothing of the failed sandbox is left behind
+    assert [b.name for b in rt.list_pod_sandboxes() if b.ip == ip] == ["first"]
