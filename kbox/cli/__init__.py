@@ -18,6 +18,8 @@ GLOBAL_FLAGS = ("--cluster",)
 
 
 def _usage() -> str:
+    from kbox.cli.registry import load_commands
+    load_commands()              # every verb module, so the list is whole
     width = max(len(n) for n in COMMANDS) + 2
     lines = ["kbox: a Kubernetes cluster in a box.", "", "Usage: kbox COMMAND [flags]", "", "Commands:"]
     for name in sorted(COMMANDS):

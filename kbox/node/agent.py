@@ -114,6 +114,9 @@ class ContainerRecord:
         self.waiting = None
 
 
+SANDBOX_RETRY_SECONDS = 5.0
+
+
 @dataclass
 class PodRecord:
     uid: str
@@ -402,6 +405,14 @@ class NodeAgent:
         self._cidr = ipaddress.ip_network(cidr, strict=False)
         return self._cidr
 
+    def claim_ip(self, ip: str) -> None:
+        """Mark an address already in use (a pod adopted after a restart)."""
+        net = self._cidr or ipaddress.ip_network(f"{ip}/24", strict=False)
+        off = int(ipaddress.ip_address(ip)) - int(net.network_address)
+        if 0 <= off < net.num_addresses:
+            with self._ip_lock:
+                self._used_ips.add(off)
+
     def allocate_ip(self, net: ipaddress.IPv4Network) -> str:
         size = net.num_addresses
         with self._ip_lock:
@@ -492,9 +503,20 @@ class NodeAgent:
                 return
             m = pod["metadata"]
             rec.ip = rec.ip or self.allocate_ip(net)
-            rec.sandbox_id = self.runtime.run_pod_sandbox(
-                m.get("uid", ""), m["name"], m.get("namespace", ""), self.name, rec.ip,
-                labels=m.get("labels") or {}, annotations=m.get("annotations") or {})
+            try:
+                rec.sandbox_id = self.runtime.run_pod_sandbox(
+                    m.get("uid", ""), m["name"], m.get("namespace", ""), self.name, rec.ip,
+                    labels=m.get("labels") or {}, annotations=m.get("annotations") or {})
+            except RuntimeUnavailable:
+                raise
+            except RuntimeError_ as e:
+                # as the kubelet: say so, and try again with a fresh address a little later
+                self.event(pod, "Warning", "FailedCreatePodSandBox",
+                           f"Failed to create pod sandbox: {e}")
+                self.release_ip(rec.ip)
+                rec.ip = None
+                wakes.append(now + SANDBOX_RETRY_SECONDS)
+                return
             rec.start_time = now
         policy = spec.get("restartPolicy") or "Always"
         for c in spec.get("initContainers") or []:
@@ -522,6 +544,8 @@ class NodeAgent:
             return
         box = max(boxes, key=lambda b: b.created_at or 0)
         rec.sandbox_id, rec.ip = box.id, box.ip
+        if box.ip:
+            self.claim_ip(box.ip)          # never hand an adopted pod's address out again
         rec.start_time = box.created_at or self.clock.now()
         latest: dict[str, ContainerStatus] = {}
         for st in self.runtime.list_containers(sandbox_id=box.id):

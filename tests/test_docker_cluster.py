@@ -1,0 +1,174 @@
+"""Whole clusters on Docker-in-Docker nodes: real containers, node chaos,
+re-adoption after a kbox restart, and teardown that leaves nothing behind.
+
+Every test here needs a Docker engine (marked `docker`: skipped on a laptop
+without one, a failure under CI). Nothing is pulled: the node and busybox
+images are built from this machine's own packages.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from kbox.cluster import Cluster
+from kbox.config import ClusterConfig
+
+pytestmark = pytest.mark.docker
+
+FAST = {"nodeStatusUpdateFrequency": 1, "nodeLeaseRenewInterval": 1,
+        "nodeMonitorGracePeriod": 4, "defaultTolerationSeconds": 2, "syncFrequency": 0.5}
+
+
+def _config(name: str, nodes: int = 2, **extra) -> ClusterConfig:
+    return ClusterConfig.model_validate({"name": name, "runtime": "docker",
+                                         "nodes": {"count": nodes}, "timings": FAST, **extra})
+
+
+def _web(replicas: int = 2) -> dict:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                     "terminationGracePeriodSeconds": 2,
+                     "containers": [{
+                         "name": "httpd", "image": "kbox/busybox:latest",
+                         "imagePullPolicy": "IfNotPresent",
+                         "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"],
+                         "env": [{"name": "GREETING", "value": "hello"}],
+                         "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
+                                            "periodSeconds": 1}}]}}}}
+
+
+def _wait(fn, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def _ready_pods(cluster: Cluster, app: str = "web") -> list[dict]:
+    pods = cluster.client.list("pods", "default", label_selector=f"app={app}")["items"]
+    return [p for p in pods if not p["metadata"].get("deletionTimestamp")
+            and any(c["type"] == "Ready" and c["status"] == "True"
+                    for c in (p.get("status") or {}).get("conditions") or [])]
+
+
+def _leftovers(client, name: str) -> list[str]:
+    flt = {"label": f"io.kbox.cluster={name}"}
+    return ([c.name for c in client.containers.list(all=True, filters=flt)]
+            + [v.name for v in client.volumes.list(filters=flt)]
+            + [n.name for n in client.networks.list(filters=flt)])
+
+
+@pytest.fixture
+def name() -> str:
+    return f"kt{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def host():
+    import docker
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+def test_pods_run_as_real_containers_and_a_killed_node_loses_its_pods(name, host):
+    cluster = Cluster(_config(name), serve_http=False)
+    try:
+        cluster.start(timeout=120)
+        nodes = cluster.client.list("nodes")["items"]
+        assert len(nodes) == 2
+        assert all(n["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("docker://")
+                   for n in nodes)
+        assert {c.name for c in host.containers.list(filters={"label": f"io.kbox.cluster={name}"})} \
+            == {f"kbox-{name}-{name}-worker", f"kbox-{name}-{name}-worker2"}
+
+        cluster.client.create("deployments", _web(2), "default")
+        pods = _wait(lambda: len(_ready_pods(cluster)) == 2 and _ready_pods(cluster), 90, "2 ready pods")
+        for p in pods:
+            assert p["status"]["podIP"].startswith("10.244.")
+            # the container really runs in its node's inner engine
+            inner = cluster.machines.inner(p["spec"]["nodeName"])
+            running = inner.containers.list(filters={"label": f"io.kbox.pod-uid={p['metadata']['uid']}"})
+            inner.close()
+            assert len(running) == 2       # the sandbox and httpd
+        # exec and env inside a real container
+        p = pods[0]
+        rc, out, _ = cluster.nodes.agents[p["spec"]["nodeName"]].exec(
+            p, "httpd", ["sh", "-c", "echo $GREETING; hostname"])
+        assert rc == 0 and out.decode().split() == ["hello", p["metadata"]["name"]]
+
+        # chaos: kill the node of one pod; it goes NotReady and its pod comes back elsewhere
+        victim = p["spec"]["nodeName"]
+        survivor = next(n["metadata"]["name"] for n in nodes if n["metadata"]["name"] != victim)
+        cluster.node_action("kill", victim)
+        assert not cluster.machines.running(victim)
+        _wait(lambda: any(c["type"] == "Ready" and c["status"] != "True"
+                          for c in cluster.client.get("nodes", victim)["status"]["conditions"]),
+              30, f"{victim} NotReady")
+        _wait(lambda: len(_ready_pods(cluster)) == 2
+              and all(q["spec"]["nodeName"] == survivor for q in _ready_pods(cluster)),
+              90, "both pods ready on the surviving node")
+
+        # the node comes back and rejoins
+        cluster.node_action("start", victim)
+        _wait(lambda: any(c["type"] == "Ready" and c["status"] == "True"
+                          for c in cluster.client.get("nodes", victim)["status"]["conditions"]),
+              60, f"{victim} Ready again")
+    finally:
+        cluster.stop()
+    assert _leftovers(host, name) == []
+
+
+def test_a_restarted_kbox_adopts_running_node_and_pod_containers(name, host, tmp_path):
+    cfg = _config(name, nodes=1, dataDir=str(tmp_path / "data"))
+    first = Cluster(cfg, serve_http=False)
+    try:
+        first.start(timeout=120)
+        first.client.create("deployments", _web(1), "default")
+        (pod,) = _wait(lambda: _ready_pods(first), 90, "a ready pod")
+        before = {c["containerID"] for c in pod["status"]["containerStatuses"]}
+    finally:
+        first.stop()
+    # with a data dir the nodes outlive the process
+    assert f"kbox-{name}-{name}-worker" in {c.name for c in host.containers.list()}
+
+    second = Cluster(cfg, serve_http=False)
+    try:
+        second.start(timeout=120)
+        time.sleep(3)        # a few sync periods: an adopting agent must not restart anything
+        (again,) = _wait(lambda: _ready_pods(second), 60, "the pod ready after the restart")
+        assert again["metadata"]["uid"] == pod["metadata"]["uid"]
+        assert {c["containerID"] for c in again["status"]["containerStatuses"]} == before
+        assert all(c["restartCount"] == 0 for c in again["status"]["containerStatuses"])
+    finally:
+        second.stop()
+        from kbox.runtime.dind import remove_cluster
+        remove_cluster(host, name)
+    assert _leftovers(host, name) == []
+
+
+def test_kbox_down_removes_one_cluster_and_nothing_else(host):
+    from kbox.runtime.dind import NodeMachines, remove_cluster
+    a, b = f"kd{uuid.uuid4().hex[:6]}", f"kd{uuid.uuid4().hex[:6]}"
+    ma, mb = NodeMachines(_config(a, 1)), NodeMachines(_config(b, 1))
+    try:
+        ma.ensure(f"{a}-worker")
+        mb.ensure(f"{b}-worker")
+        assert _leftovers(host, a) and _leftovers(host, b)
+        gone = remove_cluster(host, a)
+        assert gone["containers"] == 1 and gone["volumes"] == 1 and gone["networks"] == 1
+        assert _leftovers(host, a) == []
+        assert mb.running(f"{b}-worker")
+    finally:
+        remove_cluster(host, a)
+        remove_cluster(host, b)
+    assert _leftovers(host, b) == []
