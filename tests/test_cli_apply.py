@@ -73,8 +73,8 @@ def test_apply_is_idempotent(cli):
     rc, out, _ = cli(f"apply -f {SAMPLES / 'web-v2.yaml'}")
     assert (rc, out) == (0, "deployment.apps/web configured\n")
     d = cli.client.get("deployments", "web", "default")
-    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.37"
-    assert d["metadata"]["annotations"]["kubernetes.io/change-cause"] == "upgrade to busybox 1.37"
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "kbox/busybox:v2"
+    assert d["metadata"]["annotations"]["kubernetes.io/change-cause"] == "upgrade to kbox/busybox:v2"
 
 
 def test_apply_records_last_applied_configuration(cli):
@@ -96,7 +96,7 @@ def test_apply_three_way_merge_removes_what_the_manifest_dropped(cli, tmp_path):
     d = cli.client.get("deployments", "web", "default")
     assert "kubernetes.io/change-cause" not in (d["metadata"].get("annotations") or {})
     assert d["metadata"]["labels"]["team"] == "blue"
-    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1.36"
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "kbox/busybox:latest"
 
 
 def test_apply_keeps_replicas_scaled_by_someone_else(cli, tmp_path):

@@ -72,9 +72,9 @@ class Informer:
         """on_add(obj), on_update(old, new), on_delete(obj). Existing objects are replayed as adds."""
         with self._lock:
             self._handlers.append((on_add, on_update, on_delete))
-            if on_add and self._synced.is_set():
-                for obj in list(self._items.values()):
-                    on_add(obj)
+            replay = list(self._items.values()) if on_add and self._synced.is_set() else []
+        for obj in replay:          # outside the lock, like every other notification
+            on_add(obj)  # type: ignore[misc]
 
     def add_index(self, name: str, fn: IndexFunc) -> None:
         with self._lock:
@@ -152,21 +152,24 @@ class Informer:
         lst = self.client.list(self.resource, self.namespace, label_selector=self.label_selector,
                                field_selector=self.field_selector)
         fresh = {key_of(o): o for o in lst["items"]}
+        changes: list[tuple[str, Obj | None, Obj]] = []
         with self._lock:
             old = self._items
             for key, obj in fresh.items():
                 prev = old.get(key)
                 if prev is None:
                     self._set(key, obj)
-                    self._notify_add(obj)
+                    changes.append(("ADDED", None, obj))
                 elif prev.get("metadata", {}).get("resourceVersion") != obj["metadata"].get("resourceVersion"):
                     self._set(key, obj)
-                    self._notify_update(prev, obj)
+                    changes.append(("MODIFIED", prev, obj))
             for key in [k for k in old if k not in fresh]:
                 gone = self._remove(key)
                 if gone is not None:
-                    self._notify_delete(gone)
+                    changes.append(("DELETED", None, gone))
             self.last_resource_version = lst["metadata"].get("resourceVersion", "")
+        for etype, prev, obj in changes:
+            self._notify(etype, prev, obj)
         self._synced.set()
 
     def _watch(self) -> bool:
@@ -198,15 +201,23 @@ class Informer:
         with self._lock:
             prev = self._items.get(key)
             if etype == "DELETED":
-                if prev is not None:
-                    self._remove(key)
-                    self._notify_delete(obj)
+                if prev is None:
+                    return
+                self._remove(key)
             else:
                 self._set(key, obj)
-                if prev is None:
-                    self._notify_add(obj)
-                else:
-                    self._notify_update(prev, obj)
+                etype = "ADDED" if prev is None else "MODIFIED"
+        # handlers run outside the lock (as client-go's do): a handler that reads another
+        # informer must never hold this one's lock, or two informers can deadlock
+        self._notify(etype, prev, obj)
+
+    def _notify(self, etype: str, prev: Obj | None, obj: Obj) -> None:
+        if etype == "ADDED":
+            self._notify_add(obj)
+        elif etype == "MODIFIED":
+            self._notify_update(prev, obj)
+        else:
+            self._notify_delete(obj)
 
     # ---- cache and index maintenance -----------------------------------------
     def _set(self, key: str, obj: Obj) -> None:

@@ -194,8 +194,13 @@ class NodeMachines:
         return "last log lines: " + " | ".join(tail) if tail else "no log"
 
     def _load_base_images(self, node: str) -> None:
-        from kbox.runtime.images import BUSYBOX_IMAGE
-        load_image(self.client, self.inner(node, timeout=60), BUSYBOX_IMAGE)
+        from kbox.runtime.images import BUSYBOX_IMAGE, tag_busybox_aliases
+        inner = self.inner(node, timeout=60)
+        try:
+            load_image(self.client, inner, BUSYBOX_IMAGE)
+            tag_busybox_aliases(inner)
+        finally:
+            inner.close()
 
     def kill(self, node: str) -> None:
         c = self._find(node)

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 BUSYBOX_IMAGE = "kbox/busybox:latest"
+# the same image under a second tag, so rolling-update demos change the image with no registry
+BUSYBOX_ALIASES = ("kbox/busybox:v2",)
 RECIPE_LABEL = "io.kbox.recipe"
 BUSYBOX_DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "tmp", "proc", "sys", "dev",
-                "root", "home", "var", "var/www", "var/log", "var/run", "run", "mnt")
+                "root", "home", "var", "var/www", "var/log", "var/run", "run", "mnt", "www")
 
 Progress = Callable[[str], None]
 
@@ -97,7 +99,7 @@ def busybox_rootfs(busybox: str | None = None) -> tuple[bytes, str]:
     """(tar of a root filesystem with busybox and its applets, recipe hash)."""
     busybox = busybox or find_busybox()
     applets = _applets(busybox)
-    recipe = _digest("busybox-image-v1", _file_digest(busybox), *applets)
+    recipe = _digest("busybox-image-v2", _file_digest(busybox), *applets)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for d in BUSYBOX_DIRS:
@@ -114,6 +116,7 @@ def busybox_rootfs(busybox: str | None = None) -> tuple[bytes, str]:
         _add_bytes(tar, "etc/group", _GROUP)
         _add_bytes(tar, "etc/hostname", b"kbox\n")
         _add_bytes(tar, "var/www/index.html", b"<h1>kbox busybox httpd</h1>\n")
+        _add_bytes(tar, "www/index.html", b"<h1>kbox busybox httpd</h1>\n")   # the samples serve /www
     return buf.getvalue(), recipe
 
 
@@ -151,15 +154,24 @@ def _json_list(items: list[str]) -> str:
 def ensure_busybox_image(client: Any, progress: Progress | None = None) -> str:
     """Make `kbox/busybox:latest` in the engine `client` talks to, unless it is current."""
     data, recipe = busybox_rootfs()
-    if image_recipe(client, BUSYBOX_IMAGE) == recipe:
-        return BUSYBOX_IMAGE
-    if progress:
-        progress(f"building {BUSYBOX_IMAGE} from {find_busybox()}")
-    t0 = time.monotonic()
-    import_rootfs(client, data, BUSYBOX_IMAGE, recipe, cmd=["sh"])
-    if progress:
-        progress(f"built {BUSYBOX_IMAGE} ({len(data) >> 10} KiB) in {time.monotonic() - t0:.1f}s")
+    if image_recipe(client, BUSYBOX_IMAGE) != recipe:
+        if progress:
+            progress(f"building {BUSYBOX_IMAGE} from {find_busybox()}")
+        t0 = time.monotonic()
+        import_rootfs(client, data, BUSYBOX_IMAGE, recipe, cmd=["sh"])
+        if progress:
+            progress(f"built {BUSYBOX_IMAGE} ({len(data) >> 10} KiB) in {time.monotonic() - t0:.1f}s")
+    tag_busybox_aliases(client)
     return BUSYBOX_IMAGE
+
+
+def tag_busybox_aliases(client: Any) -> None:
+    """Give `kbox/busybox:latest` its alias tags in this engine (a node gets them after a load)."""
+    img = client.images.get(BUSYBOX_IMAGE)
+    for alias in BUSYBOX_ALIASES:
+        repo, _, tag = alias.rpartition(":")
+        if alias not in (img.tags or []):
+            img.tag(repo, tag)
 
 
 # ---- results shared by both images -----------------------------------------------------
@@ -190,6 +202,7 @@ def busybox_image(client: Any, progress: Progress | None = None, *, force: bool 
         if progress:
             progress(f"importing {BUSYBOX_IMAGE} from {find_busybox()}")
         import_rootfs(client, data, BUSYBOX_IMAGE, recipe, cmd=["sh"])
+    tag_busybox_aliases(client)
     return BuiltImage(BUSYBOX_IMAGE, built, _image_size(client, BUSYBOX_IMAGE), time.monotonic() - t0)
 
 
