@@ -172,3 +172,47 @@ def test_kbox_down_removes_one_cluster_and_nothing_else(host):
         remove_cluster(host, a)
         remove_cluster(host, b)
     assert _leftovers(host, b) == []
+
+
+def test_the_samples_run_for_real_with_no_registry(name, host):
+    """The same manifests the sim demos use, on docker nodes: a job completes, a crashing
+    pod backs off, a hungry one is OOMKilled, a missing image is ErrImagePull, and init
+    containers run in order."""
+    import yaml
+    from pathlib import Path
+    samples = Path(__file__).parent.parent / "samples"
+    cluster = Cluster(_config(name, nodes=1), serve_http=False)
+
+    def pod_named(prefix: str) -> dict | None:
+        for p in cluster.client.list("pods", "default")["items"]:
+            if p["metadata"]["name"].startswith(prefix):
+                return p
+        return None
+
+    def waiting_or_terminated(prefix: str) -> set[str]:
+        p = pod_named(prefix) or {}
+        out = set()
+        for cs in (p.get("status") or {}).get("containerStatuses") or []:
+            for part in ("state", "lastState"):
+                st = cs.get(part) or {}
+                out |= {(st.get(k) or {}).get("reason", "") for k in ("waiting", "terminated")}
+        return out - {""}
+
+    try:
+        cluster.start(timeout=120)
+        for f in ("job.yaml", "crashloop.yaml", "oom.yaml", "bad-image.yaml", "init-containers.yaml"):
+            for doc in yaml.safe_load_all((samples / f).read_text()):
+                if doc:
+                    plural = {"Job": "jobs", "Pod": "pods"}[doc["kind"]]
+                    cluster.client.create(plural, doc, "default")
+        _wait(lambda: (cluster.client.get("jobs", "compute", "default").get("status") or {})
+              .get("succeeded") == 3, 120, "the job's 3 completions")
+        _wait(lambda: "OOMKilled" in waiting_or_terminated("hungry"), 60, "OOMKilled")
+        _wait(lambda: "CrashLoopBackOff" in waiting_or_terminated("crashy"), 60, "CrashLoopBackOff")
+        _wait(lambda: waiting_or_terminated("bad-image") & {"ErrImagePull", "ImagePullBackOff"},
+              60, "ErrImagePull")
+        _wait(lambda: (pod_named("with-init") or {}).get("status", {}).get("phase") == "Running",
+              60, "the init-containers pod running")
+    finally:
+        cluster.stop()
+    assert _leftovers(host, name) == []
