@@ -216,3 +216,33 @@ def test_the_samples_run_for_real_with_no_registry(name, host):
     finally:
         cluster.stop()
     assert _leftovers(host, name) == []
+
+
+def test_cli_up_detached_load_image_and_down(name, host, tmp_path, monkeypatch):
+    """What a user types: kbox up -d --runtime docker, kbox get nodes, kbox load image,
+    kbox down — and nothing of the cluster is left on the engine."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "KBOX_HOME": str(tmp_path / "home")}
+
+    def kbox(*argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kbox", *argv], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+
+    try:
+        up = kbox("up", "-d", "--runtime", "docker", "--name", name, "--nodes", "1")
+        assert up.returncode == 0, up.stderr
+        assert f'Cluster "{name}" is up: 1 docker node(s)' in up.stdout
+        nodes = kbox("--cluster", name, "get", "nodes")
+        assert nodes.returncode == 0 and f"{name}-worker" in nodes.stdout and " Ready " in nodes.stdout
+        load = kbox("load", "image", "kbox/busybox:latest", "--name", name)
+        assert load.returncode == 0, load.stderr
+        assert f'Image: "kbox/busybox:latest" already present on node "{name}-worker"' in load.stdout
+        missing = kbox("load", "image", "kbox/no-such-image:1", "--name", name)
+        assert missing.returncode == 1
+        assert 'image "kbox/no-such-image:1" is not present on the host engine' in missing.stderr
+    finally:
+        down = kbox("down", "--name", name)
+    assert down.returncode == 0 and f'Deleted cluster "{name}"' in down.stdout
+    assert _leftovers(host, name) == []
