@@ -246,3 +246,25 @@ def test_cli_up_detached_load_image_and_down(name, host, tmp_path, monkeypatch):
         down = kbox("down", "--name", name)
     assert down.returncode == 0 and f'Deleted cluster "{name}"' in down.stdout
     assert _leftovers(host, name) == []
+
+
+DEMOS = ["rollout", "scale", "self-healing", "rolling-update-undo", "unschedulable",
+         "cordon-drain", "crashloop", "job", "node-failure"]
+
+
+@pytest.mark.parametrize("demo", DEMOS)
+def test_every_demo_passes_on_docker_nodes(demo, host):
+    """`kbox run DEMO --runtime docker`: the same scripts the sim runs, on real nodes."""
+    import io
+    from pathlib import Path
+    from kbox.cli.registry import Context, execute
+    # the demos name nodes kbox-worker...: they run as cluster "kbox", so never next to a
+    # real cluster of that name on this engine
+    name = "kbox"
+    if _leftovers(host, name):
+        pytest.skip('a cluster named "kbox" has containers on this engine; not touching it')
+    ctx = Context(client=None, out=io.StringIO(), err=io.StringIO())
+    script = Path(__file__).parent.parent / "samples" / "demos" / f"{demo}.kbox"
+    rc = execute(ctx, ["run", str(script), "--runtime", "docker", "--name", name])
+    assert rc == 0, ctx.out.getvalue()[-3000:] + ctx.err.getvalue()
+    assert _leftovers(host, name) == []

@@ -112,9 +112,17 @@ def run_script_fresh(args, out: TextIO, err: TextIO) -> int:
     _read(args.script)   # fail before booting a cluster when the script cannot be read
     try:
         config = load_config(args.config, nodes=args.nodes, seed=args.seed,
+                             name=getattr(args, "name", None),
                              runtime=args.runtime if args.runtime != "auto" else None)
     except ConfigError as e:
         raise CliError(str(e))
+    from kbox.cli import state as cluster_state
+    running = cluster_state.read_state(config.name)
+    if running:
+        # a docker demo would otherwise take over (and at the end remove) that cluster's nodes
+        raise CliError(f'cluster "{config.name}" is running (pid {running["pid"]}); run the script '
+                       f"against it with `kbox --cluster {config.name} ...`, or pick another name "
+                       f"with --name")
     runtime = args.runtime if args.runtime != "auto" else None
     cluster = Cluster(config, serve_http=False, runtime=runtime)
     try:
