@@ -268,3 +268,51 @@ def test_every_demo_passes_on_docker_nodes(demo, host):
     rc = execute(ctx, ["run", str(script), "--runtime", "docker", "--name", name])
     assert rc == 0, ctx.out.getvalue()[-3000:] + ctx.err.getvalue()
     assert _leftovers(host, name) == []
+
+
+def test_logs_probes_and_readiness_on_real_containers(name, host):
+    """logs returns what the container printed (and --previous the dead instance's); a
+    failing liveness probe restarts the container; readiness gates the Ready condition."""
+    cluster = Cluster(_config(name, nodes=1), serve_http=False)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probed"}, "spec": {
+        "terminationGracePeriodSeconds": 1,
+        "containers": [{
+            "name": "app", "image": "kbox/busybox:latest",
+            # serves /ready only once /srv/ready exists; prints a line per start
+            "command": ["sh", "-c", "echo started at $(date +%s); mkdir -p /srv; "
+                                    "exec httpd -f -p 8080 -h /srv"],
+            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
+            "livenessProbe": {"exec": {"command": ["test", "!", "-e", "/tmp/die"]},
+                              "periodSeconds": 1, "failureThreshold": 2}}]}}
+
+    def get() -> dict:
+        return cluster.client.get("pods", "probed", "default")
+
+    def ready(p: dict) -> bool:
+        return any(c["type"] == "Ready" and c["status"] == "True"
+                   for c in (p.get("status") or {}).get("conditions") or [])
+
+    try:
+        cluster.start(timeout=120)
+        cluster.client.create("pods", pod, "default")
+        _wait(lambda: get()["status"].get("phase") == "Running", 60, "Running")
+        time.sleep(2)
+        assert not ready(get()), "the readiness probe fails until /srv/ready exists"
+        p = get()
+        agent = cluster.nodes.agents[p["spec"]["nodeName"]]
+        rc, _, _ = agent.exec(p, "app", ["touch", "/srv/ready"])
+        assert rc == 0
+        _wait(lambda: ready(get()), 30, "Ready once the readiness probe passes")
+        assert "".join(agent.logs(get(), "app")).startswith("started at ")
+
+        agent.exec(get(), "app", ["touch", "/tmp/die"])        # liveness now fails
+        _wait(lambda: get()["status"]["containerStatuses"][0]["restartCount"] >= 1, 60,
+              "a restart after the liveness probe failed")
+        events = [e["reason"] for e in cluster.client.list("events", "default")["items"]
+                  if e["involvedObject"].get("name") == "probed"]
+        assert "Unhealthy" in events and "Killing" in events
+        previous = "".join(agent.logs(get(), "app", previous=True))
+        assert previous.startswith("started at ")
+    finally:
+        cluster.stop()
+    assert _leftovers(host, name) == []
