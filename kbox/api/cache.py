@@ -27,7 +27,7 @@ import orjson
 
 from kbox.api.errors import ApiError, gone, timeout as timeout_error
 from kbox.api.resources import ResourceInfo
-from kbox.store import Store, WatchEvent
+from kbox.store import Store, WatchEvent, drain_queue
 
 log = logging.getLogger(__name__)
 
@@ -123,18 +123,9 @@ class Watcher:
 
     def next_batch(self, timeout: float | None) -> list[tuple[str, CachedObject]]:
         """Pending (type, object) pairs; [] after `timeout` seconds or when closed."""
-        out: list[tuple[str, CachedObject]] = []
-        q = self._queue
         if self.closed:
-            return out
-        try:
-            item = q.get(timeout=timeout) if timeout is None or timeout > 0 else q.get_nowait()
-            while True:
-                if item is not None:      # None: the wake-up sent by close()
-                    out.append(item)
-                item = q.get_nowait()
-        except queue.Empty:
-            pass
+            return []
+        out: list[tuple[str, CachedObject]] = drain_queue(self._queue, timeout)
         if out:
             rv = out[-1][1].obj.get("metadata", {}).get("resourceVersion")
             if rv:

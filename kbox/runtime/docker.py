@@ -719,13 +719,9 @@ class DockerRuntime(Runtime):
             if k:
                 cmd += ["--header", f"{k}: {v}"]
         cmd.append(url)
-        try:
-            rc, out, err = self._exec(sid, cmd, None, secs + 5)
-        except ExecTimeout:
-            rc, out, err = 124, b"", b""
+        rc, text = self._probe_command(sid, cmd, secs)
         if rc == 0:
             return True, ""
-        text = (out + err).decode(errors="replace").strip()
         m = _HTTP_STATUS_RE.search(text)
         if m:
             return False, f"HTTP probe failed with statuscode: {m.group(1)}"
@@ -735,19 +731,24 @@ class DockerRuntime(Runtime):
                            "(Client.Timeout exceeded while awaiting headers)")
         return False, f'Get "{url}": {why}'
 
+    def _probe_command(self, sandbox_id: str, cmd: list[str], secs: int) -> tuple[int, str]:
+        """Run a probe's busybox command in the pod's sandbox: (exit code, its output)."""
+        try:
+            rc, out, err = self._exec(sandbox_id, cmd, None, secs + 5)
+        except ExecTimeout:
+            return 124, ""
+        return rc, (out + err).decode(errors="replace").strip()
+
     def probe_tcp(self, container_id: str, *, host: str, port: int, timeout: float = 1,
                   kind: str = "") -> tuple[bool, str]:
         sid, ip = self._pod_of(container_id)
         host = host or ip
         secs = max(1, int(math.ceil(timeout)))
         cmd = ["timeout", str(secs), "nc", "-w", str(secs), host, str(port), "-e", "true"]
-        try:
-            rc, out, err = self._exec(sid, cmd, None, secs + 5)
-        except ExecTimeout:
-            rc, out, err = 124, b"", b""
+        rc, text = self._probe_command(sid, cmd, secs)
         if rc == 0:
             return True, ""
-        why = _net_error((out + err).decode(errors="replace"), host, port)
+        why = _net_error(text, host, port)
         return False, why or f"dial tcp {host}:{port}: i/o timeout"
 
     # ---- images ----------------------------------------------------------------------

@@ -14,8 +14,10 @@ same interface.
 
 from __future__ import annotations
 
+import queue
+
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 
 class StoreError(Exception):
@@ -161,6 +163,21 @@ class Store:
 
     def close(self) -> None:
         pass
+
+
+def drain_queue(q: "queue.SimpleQueue[Any]", timeout: float | None) -> list[Any]:
+    """Everything waiting in `q`, waiting up to `timeout` seconds (None: forever; 0: not at
+    all) for the first item. `None` items are wake-ups (a close) and are dropped."""
+    out: list[Any] = []
+    try:
+        item = q.get(timeout=timeout) if timeout is None or timeout > 0 else q.get_nowait()
+        while True:
+            if item is not None:
+                out.append(item)
+            item = q.get_nowait()
+    except queue.Empty:
+        pass
+    return out
 
 
 def open_store(backend: str = "memory", *, data_dir: str | None = None, clock=None,

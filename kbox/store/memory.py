@@ -19,7 +19,8 @@ from typing import Callable
 
 from kbox.clock import Clock, RealClock
 from kbox.store import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue,
-                        LeaseNotFoundError, RevisionMismatchError, Store, Watch, WatchEvent)
+                        LeaseNotFoundError, RevisionMismatchError, Store, Watch, WatchEvent,
+                        drain_queue)
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +38,7 @@ class _MemoryWatch(Watch):
         self._queue.put(ev)
 
     def get(self, timeout: float | None = None) -> list[WatchEvent]:
-        out: list[WatchEvent] = []
-        if self._closed:
-            return out
-        q = self._queue
-        try:
-            ev = q.get(timeout=timeout) if timeout is None or timeout > 0 else q.get_nowait()
-            while True:
-                if ev is not None:       # None: the wake-up sent by close()
-                    out.append(ev)
-                ev = q.get_nowait()
-        except queue.Empty:
-            pass
-        return out
+        return [] if self._closed else drain_queue(self._queue, timeout)
 
     def close(self) -> None:
         self._closed = True
