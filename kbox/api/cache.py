@@ -162,14 +162,17 @@ class WatchCache:
         self._cancel = None
         self._store_watch = None
         self._thread = None
-        if subscribe is not None:
-            # the memory store calls us as each write commits: no thread, no queue between
-            kvs, rev, self._cancel = subscribe(self.prefix, self._on_store_event)
-        else:
-            kvs, rev = store.range(self.prefix)
-        for kv in kvs:
-            self.objects[kv.key] = _with_rv(kv.value, kv.mod_revision)
-        self.revision = self._ring_start = rev
+        # held while filling: a write committed right after subscribing waits for the
+        # snapshot below instead of being overwritten by it
+        with self._lock:
+            if subscribe is not None:
+                # the memory store calls us as each write commits: no thread, no queue between
+                kvs, rev, self._cancel = subscribe(self.prefix, self._on_store_event)
+            else:
+                kvs, rev = store.range(self.prefix)
+            for kv in kvs:
+                self.objects[kv.key] = _with_rv(kv.value, kv.mod_revision)
+            self.revision = self._ring_start = rev
         if subscribe is None:
             self._store_watch = store.watch(self.prefix, rev + 1)
             self._thread = threading.Thread(target=self._run, name=f"watchcache-{info.plural}",
