@@ -123,9 +123,8 @@ class Cluster:
         if self.machines is not None and not self.config.data_dir:
             # nothing could re-adopt these nodes: remove them (with a data dir they keep
             # running, and the next `kbox up` adopts them; `kbox down` removes them)
-            from kbox.runtime.dind import remove_cluster
             try:
-                remove_cluster(self.machines.client, self.config.name)
+                self.machines.down()
             except Exception:
                 log.exception("removing the node containers failed")
 

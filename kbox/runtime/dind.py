@@ -231,8 +231,13 @@ class NodeMachines:
 
     # ---- the whole cluster -----------------------------------------------------------
     def down(self) -> dict[str, int]:
-        """Remove every container, volume and network of this cluster, and nothing else."""
-        return remove_cluster(self.client, self.cluster)
+        """Remove every container, volume and network of this cluster, and nothing else,
+        then the host folders that held the nodes' sockets."""
+        gone = remove_cluster(self.client, self.cluster)
+        import shutil
+        for spec_dir in (kbox_home() / "clusters" / self.cluster / "nodes",):
+            shutil.rmtree(spec_dir, ignore_errors=True)
+        return gone
 
 
 def remove_cluster(client: Any, cluster: str) -> dict[str, int]:
