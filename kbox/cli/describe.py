@@ -491,6 +491,14 @@ def _head(w: _W, obj: Obj, *, namespace: bool = True) -> None:
         w.write(0, f"Namespace:\t{m['namespace']}\n")
 
 
+def _head_and_metadata(w: _W, obj: Obj) -> None:
+    """Name, Namespace, Labels and Annotations: how most of kubectl's describe layouts begin."""
+    _head(w, obj)
+    m = obj["metadata"]
+    _labels(w, "Labels", m.get("labels"))
+    _annotations(w, "Annotations", m.get("annotations"))
+
+
 def describe_pod(ctx: Context, pod: Obj, events: list[Obj] | None) -> str:
     now = ctx.clock.now()
     w = _W()
@@ -712,9 +720,7 @@ def _endpoints_text(ctx: Context, svc: Obj, port: Obj) -> str:
 def describe_service(ctx: Context, svc: Obj, events: list[Obj] | None) -> str:
     w = _W()
     m, spec, st = svc["metadata"], svc.get("spec") or {}, svc.get("status") or {}
-    _head(w, svc)
-    _labels(w, "Labels", m.get("labels"))
-    _annotations(w, "Annotations", m.get("annotations"))
+    _head_and_metadata(w, svc)
     w.write(0, f"Selector:\t{_map_selector(spec.get('selector'))}\n")
     w.write(0, f"Type:\t{spec.get('type', '')}\n")
     if spec.get("ipFamilyPolicy"):
@@ -760,9 +766,7 @@ def describe_namespace(ctx: Context, ns: Obj, events: list[Obj] | None) -> str:
 def describe_configmap(ctx: Context, cm: Obj, events: list[Obj] | None) -> str:
     w = _W()
     m = cm["metadata"]
-    _head(w, cm)
-    _labels(w, "Labels", m.get("labels"))
-    _annotations(w, "Annotations", m.get("annotations"))
+    _head_and_metadata(w, cm)
     w.write(0, "\nData\n====\n")
     for k in sorted(cm.get("data") or {}):
         w.write(0, f"{k}:\n----\n{cm['data'][k]}\n\n")
@@ -779,9 +783,7 @@ def describe_secret(ctx: Context, s: Obj, events: list[Obj] | None) -> str:
     import base64
     w = _W()
     m = s["metadata"]
-    _head(w, s)
-    _labels(w, "Labels", m.get("labels"))
-    _annotations(w, "Annotations", m.get("annotations"))
+    _head_and_metadata(w, s)
     w.write(0, f"\nType:\t{s.get('type', 'Opaque')}\n\n")
     w.write(0, "Data\n====\n")
     for k in sorted(s.get("data") or {}):
@@ -891,9 +893,7 @@ def describe_node(ctx: Context, n: Obj, events: list[Obj] | None) -> str:
 def describe_endpoints(ctx: Context, ep: Obj, events: list[Obj] | None) -> str:
     w = _W()
     m = ep["metadata"]
-    _head(w, ep)
-    _labels(w, "Labels", m.get("labels"))
-    _annotations(w, "Annotations", m.get("annotations"))
+    _head_and_metadata(w, ep)
     w.write(0, "Subsets:\n")
     for sub in ep.get("subsets") or []:
         ready = ",".join(a.get("ip", "") for a in sub.get("addresses") or []) or "<none>"
@@ -914,9 +914,7 @@ def describe_endpoints(ctx: Context, ep: Obj, events: list[Obj] | None) -> str:
 def describe_serviceaccount(ctx: Context, sa: Obj, events: list[Obj] | None) -> str:
     w = _W()
     m = sa["metadata"]
-    _head(w, sa)
-    _labels(w, "Labels", m.get("labels"))
-    _annotations(w, "Annotations", m.get("annotations"))
+    _head_and_metadata(w, sa)
     try:
         secrets = ctx.client.list("secrets", m.get("namespace"))["items"]
     except ApiError:
@@ -972,9 +970,7 @@ def describe_generic(ctx: Context, obj: Obj, events: list[Obj] | None) -> str:
     """kubectl's generic describer: metadata first, then every other field."""
     w = _W()
     m = obj["metadata"]
-    _head(w, obj)
-    _labels(w, "Labels", m.get("labels"))
-    _annotations(w, "Annotations", m.get("annotations"))
+    _head_and_metadata(w, obj)
     w.write(0, f"API Version:\t{obj.get('apiVersion', '')}\n")
     for k in sorted(obj):
         if k in ("apiVersion", "kind", "metadata"):
