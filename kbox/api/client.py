@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import orjson
 
 from kbox.api.errors import ApiError
-from kbox.api.objects import Obj
+from kbox.api.objects import Obj, deep_copy as _copy
 
 WatchEvent = tuple[str, Obj]   # ("ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR", object)
 
@@ -91,10 +91,6 @@ class Client:
         """metrics.k8s.io NodeMetricsList ("nodes") or PodMetricsList ("pods")."""
         ...
     def close(self) -> None: ...
-
-
-def _copy(obj: Any) -> Any:
-    return orjson.loads(orjson.dumps(obj))
 
 
 class _InProcessWatch(WatchStream):

@@ -41,13 +41,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def _docker_answers() -> bool:
-    try:
-        import docker  # noqa: F401
-        client = docker.from_env(timeout=2)
-        client.ping()
-        return True
-    except Exception:
-        return False
+    from kbox.runtime.dind import engine_answers
+    return engine_answers()
 
 
 def _pick_runtime(requested: str | None, out: TextIO) -> str:

@@ -182,12 +182,6 @@ class Runtime:
 RUNTIMES = ("sim", "docker")
 
 
-def available_runtimes() -> list[str]:
-    """The runtimes this machine can run now: sim always, docker when an engine answers."""
-    from kbox.runtime.dind import engine_answers
-    return ["sim", "docker"] if engine_answers() else ["sim"]
-
-
 def check_runtime_name(name: str) -> None:
     if name not in RUNTIMES:
         raise RuntimeError_(f"unknown runtime {name!r} (choose sim or docker)")

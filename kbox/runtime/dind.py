@@ -68,6 +68,7 @@ class NodeMachines:
         self.network = f"kbox-{self.cluster}"
         self.image: str | None = None
         self._lock = threading.Lock()
+        self._booted: set[str] = set()   # nodes ensure() has brought up (and loaded) already
 
     # ---- names ---------------------------------------------------------------------
     def container_name(self, node: str) -> str:
@@ -122,6 +123,8 @@ class NodeMachines:
     def ensure(self, node: str, progress: Progress | None = None) -> str:
         """The node's machine running with its inner engine answering (adopting one that is
         already there); returns the base_url of the inner engine."""
+        if node in self._booted and self.running(node):
+            return self.base_url(node)      # booted in parallel before the pool added it
         image = self.prepare(progress)
         c = self._find(node)
         if c is not None and (c.labels or {}).get(LABEL_CLUSTER) != self.cluster:
@@ -141,6 +144,7 @@ class NodeMachines:
             c.start()
         self.wait_engine(node)
         self._load_base_images(node)
+        self._booted.add(node)
         return self.base_url(node)
 
     def _create(self, node: str, image: str) -> Any:
@@ -221,6 +225,7 @@ class NodeMachines:
 
     def remove(self, node: str) -> None:
         import docker.errors
+        self._booted.discard(node)
         c = self._find(node)
         if c is not None:
             c.remove(force=True, v=True)
