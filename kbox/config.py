@@ -50,6 +50,9 @@ class NodesConfig(_Model):
     memory: str = "8Gi"
     pods: int = Field(110, ge=1)
     extra: list[NodeSpec] = Field(default_factory=list, description="nodes with their own shape")
+    warm_sandboxes: int = Field(1, ge=0, le=32, alias="warmSandboxes",
+                                description="sandboxes each docker node keeps started ahead of its "
+                                            "pods, so a new pod skips the network setup")
 
 
 class SimTimings(_Model):

@@ -128,14 +128,58 @@ def test_pods_run_as_real_containers_and_a_killed_node_loses_its_pods(name, host
     assert _leftovers(host, name) == []
 
 
+def _warm(cluster: Cluster, node: str) -> list[tuple[str, str]]:
+    agent = cluster.nodes.agents[node]
+    return _wait(lambda: list(agent._warm), 60, f"a warm sandbox on {node}")
+
+
+def test_a_pod_claims_a_warm_sandbox_and_gets_its_own_name_and_address(name, host):
+    cluster = Cluster(_config(name, nodes=1), serve_http=False)
+    try:
+        cluster.start(timeout=120)
+        node = f"{name}-worker"
+        ((sandbox, ip),) = _warm(cluster, node)
+        pod = {"metadata": {"name": "warm-pod"}, "spec": {"nodeName": node, "containers": [
+            {"name": "a", "image": "kbox/busybox:latest", "command": ["sleep", "3600"]},
+            {"name": "b", "image": "kbox/busybox:latest", "command": ["sleep", "3600"]}]}}
+        cluster.client.create("pods", pod, "default")
+        running = _wait(lambda: (p := cluster.client.get("pods", "warm-pod", "default"))["status"].get(
+            "phase") == "Running" and p, 60, "the pod Running")
+        agent = cluster.nodes.agents[node]
+        assert agent.records["default/warm-pod"].sandbox_id == sandbox
+        assert running["status"]["podIP"] == ip
+        # both containers see the pod's name, not the placeholder the sandbox was started with
+        for c in ("a", "b"):
+            rc, out, _ = agent.exec(running, c, ["sh", "-c", "hostname; cat /etc/hostname; "
+                                                             "grep -c kbox-warm /etc/hosts; "
+                                                             "grep warm-pod /etc/hosts; echo $HOSTNAME"])
+            assert out.decode().split() == ["warm-pod", "warm-pod", "0", ip, "warm-pod", "warm-pod"], out
+        # the claimed sandbox lists as the pod's, and the node starts another one
+        (box,) = [b for b in agent.runtime.list_pod_sandboxes() if b.id == sandbox]
+        assert (box.pod_uid, box.name, box.namespace) == (running["metadata"]["uid"], "warm-pod", "default")
+        ((again, ip2),) = _warm(cluster, node)
+        assert again != sandbox and ip2 != ip
+        # deleting the pod removes its (once warm) sandbox
+        cluster.client.delete("pods", "warm-pod", "default", grace_period_seconds=0)
+        _wait(lambda: sandbox not in {b.id for b in agent.runtime.list_pod_sandboxes()}, 60,
+              "the claimed sandbox removed")
+    finally:
+        cluster.stop()
+    assert _leftovers(host, name) == []
+
+
 def test_a_restarted_kbox_adopts_running_node_and_pod_containers(name, host, tmp_path):
     cfg = _config(name, nodes=1, dataDir=str(tmp_path / "data"))
     first = Cluster(cfg, serve_http=False)
+    node = f"{name}-worker"
     try:
         first.start(timeout=120)
+        claimed = _warm(first, node)[0][0]
         first.client.create("deployments", _web(1), "default")
         (pod,) = _wait(lambda: _ready_pods(first), 90, "a ready pod")
         before = {c["containerID"] for c in pod["status"]["containerStatuses"]}
+        assert first.nodes.agents[node].records[f"default/{pod['metadata']['name']}"].sandbox_id == claimed
+        spare = _warm(first, node)[0][0]
     finally:
         first.stop()
     # with a data dir the nodes outlive the process
@@ -149,6 +193,10 @@ def test_a_restarted_kbox_adopts_running_node_and_pod_containers(name, host, tmp
         assert again["metadata"]["uid"] == pod["metadata"]["uid"]
         assert {c["containerID"] for c in again["status"]["containerStatuses"]} == before
         assert all(c["restartCount"] == 0 for c in again["status"]["containerStatuses"])
+        # the pod's sandbox was a claimed warm one (found by its name); the spare is reused
+        agent = second.nodes.agents[node]
+        assert agent.records[f"default/{pod['metadata']['name']}"].sandbox_id == claimed
+        assert [sid for sid, _ in _warm(second, node)] == [spare]
     finally:
         second.stop()
         from kbox.runtime.dind import remove_cluster

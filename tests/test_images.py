@@ -64,6 +64,63 @@ def test_entrypoint_black_holes_the_cluster_before_anything_else():
     assert "/kbox/dockerd.log" in script
 
 
+def _pod_runtime(tmp_path, spec_hostname: str, env_hostname: str | None):
+    """Run the pod runtime script (with busybox's sh, the node's shell) on a bundle shaped as
+    the inner dockerd writes it, with a fake runc that only records its arguments."""
+    import json
+    import shutil
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        pytest.skip("busybox (Debian's busybox-static) is not installed")
+    (tmp_path / "bin").mkdir()
+    runc = tmp_path / "bin" / "runc"
+    runc.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/runc-args\n')
+    runc.chmod(0o755)
+    script = tmp_path / "kbox-runc"
+    script.write_text(images.POD_RUNTIME_SCRIPT)
+    (tmp_path / "hostname").write_text(f"{spec_hostname}\n")
+    (tmp_path / "hosts").write_text(f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+                                    f"10.244.0.9\t{spec_hostname}\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    env = ["PATH=/usr/bin"] + ([f"HOSTNAME={env_hostname}"] if env_hostname else [])
+    spec = {"ociVersion": "1.0.2-dev", "process": {"env": env}, "hostname": spec_hostname,
+            "mounts": [{"destination": "/etc/hostname", "type": "bind",
+                        "source": str(tmp_path / "hostname"), "options": ["rbind"]},
+                       {"destination": "/etc/hosts", "type": "bind",
+                        "source": str(tmp_path / "hosts"), "options": ["rbind"]}]}
+    (bundle / "config.json").write_text(json.dumps(spec, separators=(",", ":")))
+    args = ["--root", "/run/x", "create", "--bundle", str(bundle), "--pid-file", "pid", "c1"]
+    subprocess.run([busybox, "sh", str(script), *args], check=True,
+                   env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert (tmp_path / "runc-args").read_text().split() == args      # runc runs, unchanged
+    return (json.loads((bundle / "config.json").read_text()), (tmp_path / "hostname").read_text(),
+            (tmp_path / "hosts").read_text())
+
+
+def test_pod_runtime_gives_a_warm_sandboxs_container_the_pods_hostname(tmp_path):
+    spec, hostname, hosts = _pod_runtime(tmp_path, "kbox-warm", "web-7d4b9.x")
+    assert spec["hostname"] == "web-7d4b9.x"
+    assert spec["process"]["env"][-1] == "HOSTNAME=web-7d4b9.x"
+    assert hostname == "web-7d4b9.x\n"
+    assert hosts.splitlines() == ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost",
+                                  "10.244.0.9\tweb-7d4b9.x"]
+
+
+@pytest.mark.parametrize("env_hostname", ["same", None])
+def test_pod_runtime_leaves_other_containers_alone(tmp_path, env_hostname):
+    spec, hostname, hosts = _pod_runtime(tmp_path, "same", env_hostname)
+    assert spec["hostname"] == "same" and hostname == "same\n"
+    assert hosts.splitlines()[-1] == "10.244.0.9\tsame"
+
+
+def test_node_image_has_the_pod_runtime_and_dockerd_knows_it():
+    plan = images.node_rootfs()
+    kind, (data, mode) = plan.entries[images.POD_RUNTIME_PATH.strip("/")]
+    assert kind == "data" and mode == 0o755 and data.decode() == images.POD_RUNTIME_SCRIPT
+    assert f"--add-runtime {images.POD_RUNTIME}={images.POD_RUNTIME_PATH}" in images.NODE_ENTRYPOINT_SCRIPT
+
+
 def test_recipe_covers_the_script(monkeypatch):
     before = images.node_rootfs().recipe
     monkeypatch.setattr(images, "NODE_ENTRYPOINT_SCRIPT", images.NODE_ENTRYPOINT_SCRIPT + "# x\n")

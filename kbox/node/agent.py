@@ -42,7 +42,8 @@ from kbox.clock import Clock, iso_micro
 from kbox.clock import iso_time as _iso_time
 from kbox.controllers.events import EventRecorder
 from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
-                          ImagePullError, Runtime, RuntimeError_, RuntimeUnavailable)
+                          ImagePullError, PodSandboxStatus, Runtime, RuntimeError_,
+                          RuntimeUnavailable)
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,10 @@ class NodeAgent:
         self._used_ips: set[int] = set()
         self._next_ip = 2            # .1 is the node's bridge, as in kind
         self._cidr: ipaddress.IPv4Network | None = None
+        self._warm: list[tuple[str, str]] = []       # (sandbox id, its IP), oldest first
+        self._warm_adopt_pending = True
+        self._adoptable: dict[str, list[PodSandboxStatus]] | None = None   # by pod uid
+        self.warm_needed: Callable[[], None] = lambda: None    # the pool's warm thread wakes
         n = index + 2
         self.node_ip = f"172.18.{n // 254}.{n % 254 + 1}" if n >= 254 else f"172.18.0.{n}"
         digest = hashlib.sha256(f"{name}/{index}".encode()).hexdigest()
@@ -382,8 +387,11 @@ class NodeAgent:
         self.boots += 1
         self.boot_id = self._new_boot_id(self.boots)
         self._lease_obj = None
+        self.drop_warm()             # they died with the machine
+        self._adoptable = None
         self.stopped = False
         self.register()
+        self.warm_needed()
 
     # ---- pod IPs -------------------------------------------------------------------
     def _pod_cidr(self, pod_key: str, rec: PodRecord) -> ipaddress.IPv4Network | None:
@@ -433,6 +441,93 @@ class NodeAgent:
             return
         with self._ip_lock:
             self._used_ips.discard(off)
+
+    # ---- warm sandboxes ------------------------------------------------------------------
+    # A real sandbox's start is mostly its network setup (~0.3 s on Docker). A runtime that
+    # can (supports_warm_sandboxes) keeps `nodes.warmSandboxes` of them started ahead, each
+    # with an address from this node's range; a new pod claims one and only starts its
+    # containers. The pool's warm thread refills them after the claiming pod has started.
+    def warm_deficit(self) -> int:
+        if self.stopped or not self.runtime.supports_warm_sandboxes:
+            return 0
+        with self._ip_lock:
+            return max(0, self.config.nodes.warm_sandboxes - len(self._warm))
+
+    def fill_warm(self) -> None:
+        """Start warm sandboxes until there are enough (called from the pool's warm thread)."""
+        if self._warm_adopt_pending:
+            self._adopt_warm()
+        net = self._cidr or self._node_cidr()
+        while self.warm_deficit() > 0 and net is not None:
+            ip = self.allocate_ip(net)
+            try:
+                sid = self.runtime.start_warm_sandbox(ip)
+            except RuntimeError_ as e:          # the engine is down or busy: try again later
+                self.release_ip(ip)
+                log.info("kubelet %s: no warm sandbox this time: %s", self.name, e)
+                return
+            with self._ip_lock:
+                self._warm.append((sid, ip))
+
+    def _node_cidr(self) -> ipaddress.IPv4Network | None:
+        try:
+            cidr = (self.client.get("nodes", self.name).get("spec") or {}).get("podCIDR")
+        except ApiError:
+            return None
+        if cidr:
+            self._cidr = ipaddress.ip_network(cidr, strict=False)
+        return self._cidr
+
+    def _adopt_warm(self) -> None:
+        """After kbox or the node restarted: keep the running warm sandboxes nobody claimed,
+        remove the dead ones."""
+        for box in self.runtime.list_pod_sandboxes():
+            if box.pod_uid:
+                continue
+            if box.state == "ready" and box.ip:
+                self.claim_ip(box.ip)
+                with self._ip_lock:
+                    if all(sid != box.id for sid, _ in self._warm):
+                        self._warm.append((box.id, box.ip))
+            else:
+                try:
+                    self.runtime.remove_pod_sandbox(box.id)
+                except ContainerNotFound:
+                    pass
+        self._warm_adopt_pending = False
+
+    def drop_warm(self, *, remove: bool = False) -> None:
+        """Forget the warm sandboxes (their machine restarted, or the node goes away)."""
+        with self._ip_lock:
+            warm, self._warm = self._warm, []
+        for sid, ip in warm:
+            if remove:
+                try:
+                    self.runtime.stop_pod_sandbox(sid)
+                    self.runtime.remove_pod_sandbox(sid)
+                except RuntimeError_:
+                    pass
+            self.release_ip(ip)
+        self._warm_adopt_pending = not remove
+
+    def _claim_warm(self, pod: dict[str, Any], rec: PodRecord) -> bool:
+        with self._ip_lock:
+            if not self._warm:
+                return False
+            sid, ip = self._warm.pop(0)
+        m = pod["metadata"]
+        try:
+            self.runtime.claim_sandbox(sid, m.get("uid", ""), m["name"], m.get("namespace", ""))
+        except RuntimeUnavailable:
+            self.release_ip(ip)
+            raise
+        except RuntimeError_ as e:              # it died meanwhile: a cold start instead
+            log.info("kubelet %s: warm sandbox %s unusable: %s", self.name, sid[:12], e)
+            self.release_ip(ip)
+            return False
+        rec.sandbox_id, rec.ip = sid, ip
+        self.warm_needed()
+        return True
 
     # ---- events --------------------------------------------------------------------
     def event(self, pod: dict[str, Any], type_: str, reason: str, message: str,
@@ -501,23 +596,34 @@ class NodeAgent:
             if net is None:
                 wakes.append(rec.cidr_wait_until)  # type: ignore[arg-type]
                 return
-            m = pod["metadata"]
-            rec.ip = rec.ip or self.allocate_ip(net)
-            try:
-                rec.sandbox_id = self.runtime.run_pod_sandbox(
-                    m.get("uid", ""), m["name"], m.get("namespace", ""), self.name, rec.ip,
-                    labels=m.get("labels") or {}, annotations=m.get("annotations") or {})
-            except RuntimeUnavailable:
-                raise
-            except RuntimeError_ as e:
-                # as the kubelet: say so, and try again with a fresh address a little later
-                self.event(pod, "Warning", "FailedCreatePodSandBox",
-                           f"Failed to create pod sandbox: {e}")
-                self.release_ip(rec.ip)
-                rec.ip = None
-                wakes.append(now + SANDBOX_RETRY_SECONDS)
-                return
+            if rec.ip is None and self._claim_warm(pod, rec):
+                pass                           # a sandbox started ahead is now this pod's
+            else:
+                self._start_sandbox(pod, rec, net, wakes)
+                if rec.sandbox_id is None:
+                    return
             rec.start_time = now
+        self._run_containers(pod, rec, wakes)
+
+    def _start_sandbox(self, pod: dict[str, Any], rec: PodRecord, net: ipaddress.IPv4Network,
+                       wakes: list[float]) -> None:
+        m = pod["metadata"]
+        rec.ip = rec.ip or self.allocate_ip(net)
+        try:
+            rec.sandbox_id = self.runtime.run_pod_sandbox(
+                m.get("uid", ""), m["name"], m.get("namespace", ""), self.name, rec.ip,
+                labels=m.get("labels") or {}, annotations=m.get("annotations") or {})
+        except RuntimeUnavailable:
+            raise
+        except RuntimeError_ as e:
+            # as the kubelet: say so, and try again with a fresh address a little later
+            self.event(pod, "Warning", "FailedCreatePodSandBox", f"Failed to create pod sandbox: {e}")
+            self.release_ip(rec.ip)
+            rec.ip = None
+            wakes.append(self.clock.now() + SANDBOX_RETRY_SECONDS)
+
+    def _run_containers(self, pod: dict[str, Any], rec: PodRecord, wakes: list[float]) -> None:
+        spec = pod.get("spec") or {}
         policy = spec.get("restartPolicy") or "Always"
         for c in spec.get("initContainers") or []:
             cr = rec.containers.get(c["name"])
@@ -539,7 +645,13 @@ class NodeAgent:
         if not self.runtime.needs_polling:
             return                      # the sim runtime lives and dies with this process
         uid = pod["metadata"].get("uid", "")
-        boxes = [b for b in self.runtime.list_pod_sandboxes() if b.pod_uid == uid and b.state == "ready"]
+        with self._ip_lock:
+            if self._adoptable is None:     # what ran before this agent (re)started: one listing
+                self._adoptable = {}
+                for b in self.runtime.list_pod_sandboxes():
+                    if b.pod_uid and b.state == "ready":
+                        self._adoptable.setdefault(b.pod_uid, []).append(b)
+            boxes = self._adoptable.pop(uid, [])
         if not boxes:
             return
         box = max(boxes, key=lambda b: b.created_at or 0)

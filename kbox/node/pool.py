@@ -23,6 +23,8 @@ from kbox.runtime import check_runtime_name, make_runtime
 
 log = logging.getLogger(__name__)
 
+WARM_REFILL_DELAY = 0.1      # seconds after a claim before its node starts the next warm sandbox
+
 
 class NodePool:
     #: worker threads per runtime. The sim runtime never blocks, so one worker is fastest
@@ -54,6 +56,7 @@ class NodePool:
         self.pods.add_handler(self._on_pod, self._on_pod_update, self._on_pod)
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._warm_wanted = threading.Event()
         self._holder: dict[str, str] = {}      # pod key → the node whose agent has state for it
 
     # ---- dispatch -------------------------------------------------------------
@@ -118,6 +121,10 @@ class NodePool:
         t = threading.Thread(target=self._heartbeats, daemon=True, name="kubelet-heartbeats")
         t.start()
         self._threads.append(t)
+        if self.config.nodes.warm_sandboxes > 0 and self.runtime_name != "sim":
+            t = threading.Thread(target=self._warm_loop, daemon=True, name="kubelet-warm")
+            t.start()
+            self._threads.append(t)
 
     def _worker(self) -> None:
         while not self.queue.shutting_down:
@@ -145,8 +152,28 @@ class NodePool:
         while not self.clock.wait_event(self._stop, period):
             self.heartbeat_once()
 
+    def fill_warm_once(self) -> None:
+        for agent in list(self.agents.values()):
+            if agent.warm_deficit() > 0:
+                try:
+                    agent.fill_warm()
+                except Exception as e:
+                    log.warning("kubelet %s: warm sandboxes: %s", agent.name, e)
+
+    def _warm_loop(self) -> None:
+        """Refill the nodes' warm sandboxes. A claim wakes it; it lets the claiming pod's
+        containers start first (their engine is the one that would set the network up)."""
+        while not self._stop.is_set():
+            self._warm_wanted.wait(5.0)
+            if self._stop.is_set():
+                return
+            self._warm_wanted.clear()
+            self._stop.wait(WARM_REFILL_DELAY)
+            self.fill_warm_once()
+
     def stop(self) -> None:
         self._stop.set()
+        self._warm_wanted.set()
         self.queue.shutdown()
         self.recorder.stop()
         for agent in list(self.agents.values()):
@@ -173,8 +200,10 @@ class NodePool:
                               busy=self.busy)
             agent.register()         # before the heartbeat loop can see it
             agent.proxy.start()
+            agent.warm_needed = self._warm_wanted.set
             with self._lock:
                 self.agents[spec.name] = agent
+            self._warm_wanted.set()
         finally:
             with self._lock:
                 self._adding.discard(spec.name)
@@ -212,6 +241,7 @@ class NodePool:
             agent.runtime.down = False  # type: ignore[attr-defined]
         for key in list(agent.records):
             agent.forget_pod(key)
+        agent.drop_warm(remove=self.machines is None)
         agent.runtime.shutdown()
         if self.machines is not None:
             self.machines.remove(name)

@@ -90,11 +90,22 @@ class Runtime:
     #: a real runtime cannot say when a container will change (next_change is None): the
     #: agent then looks again every syncFrequency, as the kubelet's pod workers do
     needs_polling = True
+    #: the runtime can start sandboxes ahead of their pods (`start_warm_sandbox`), so a new
+    #: pod only renames one (`claim_sandbox`) instead of waiting for its network to be set up
+    supports_warm_sandboxes = False
 
     # ---- sandboxes
     def run_pod_sandbox(self, pod_uid: str, name: str, namespace: str, node: str,
                         ip: str | None = None, *, labels: dict[str, str] | None = None,
                         annotations: dict[str, str] | None = None) -> str:
+        raise NotImplementedError
+
+    def start_warm_sandbox(self, ip: str) -> str:
+        """A running sandbox with address `ip` that belongs to no pod yet."""
+        raise NotImplementedError
+
+    def claim_sandbox(self, sandbox_id: str, pod_uid: str, name: str, namespace: str) -> None:
+        """Give a warm sandbox to a pod: from now on it lists as that pod's sandbox."""
         raise NotImplementedError
 
     def stop_pod_sandbox(self, sandbox_id: str) -> None: raise NotImplementedError

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Iterator
 
+from kbox.runtime.images import POD_RUNTIME
 from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
                           ImagePullError, PodSandboxStatus, PulledImage, Runtime,
                           RuntimeError_, RuntimeUnavailable)
@@ -60,6 +61,10 @@ LABEL_ATTEMPT = "io.kbox.attempt"
 LABEL_SANDBOX = "io.kbox.sandbox"
 LABEL_POD_LABEL = "io.kbox.label."          # + the pod's label key (the sandbox's labels)
 ROLE_SANDBOX, ROLE_CONTAINER, ROLE_NETWORK = "sandbox", "container", "network"
+LABEL_WARM = "io.kbox.warm"                   # a warm sandbox: its name says whose it is
+WARM_PREFIX = "kbox_warm_"                    # + node: the name of a warm sandbox no pod claimed
+WARM_HOSTNAME = "kbox-warm"
+IMAGE_SEEN_SECONDS = 5.0
 
 _STDOUT, _STDERR = 1, 2
 _ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -120,6 +125,21 @@ def _safe(text: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", text or "") or "x"
 
 
+def pod_hostname(name: str, spec: dict[str, Any] | None = None) -> str:
+    """The kubelet's pod hostname: spec.hostname, else the pod's name cut to 63 characters."""
+    host = (spec or {}).get("hostname") or name
+    return host[:63].rstrip("-.") or host[:63]
+
+
+def claimed_pod(container_name: str) -> tuple[str, str, str]:
+    """(uid, name, namespace) from a claimed warm sandbox's name `k8s_POD_<name>_<ns>_<uid>_<n>`
+    (pod names, namespaces and uids never hold `_`); empty for a sandbox nobody claimed."""
+    parts = container_name.lstrip("/").split("_")
+    if len(parts) == 6 and parts[:2] == ["k8s", "POD"]:
+        return parts[4], parts[2], parts[3]
+    return "", "", ""
+
+
 def _base_url(url: str) -> str:
     if url.startswith("/"):
         return "unix://" + url
@@ -131,6 +151,7 @@ class DockerRuntime(Runtime):
 
     name = "docker"
     needs_polling = True
+    supports_warm_sandboxes = True
 
     def __init__(self, node_name: str, clock, config, *, base_url: str, cluster: str,
                  offline: bool = True, network: str = POD_NETWORK, timeout: float = 30.0,
@@ -158,6 +179,8 @@ class DockerRuntime(Runtime):
         self._never_started: set[str] = set()       # stopped before they ever ran
         self._stats_cache: dict[str, tuple[float, tuple[int, int]]] = {}
         self._closed = False
+        self._pod_runtime: bool | None = None      # known after the first container
+        self._images_seen: dict[str, float] = {}   # image → until when it is known present
 
     # ---- errors ---------------------------------------------------------------------
     @contextmanager
@@ -226,38 +249,62 @@ class DockerRuntime(Runtime):
     def run_pod_sandbox(self, pod_uid: str, name: str, namespace: str, node: str,
                         ip: str | None = None, *, labels: dict[str, str] | None = None,
                         annotations: dict[str, str] | None = None) -> str:
-        import docker.errors
-        self._ensure_network(ip)
-        if not self.image_present(self.sandbox_image):
-            raise RuntimeError_(f"the sandbox image {self.sandbox_image} is not present on node "
-                                f"{self.node_name}: load it with `kbox load image {self.sandbox_image}`")
         lab = self._labels(**{LABEL_ROLE: ROLE_SANDBOX, LABEL_POD_UID: pod_uid, LABEL_POD_NAME: name,
                               LABEL_POD_NAMESPACE: namespace, LABEL_POD_IP: ip or ""})
         for k, v in (labels or {}).items():
             lab[LABEL_POD_LABEL + k] = str(v)
-        with self._errors("list sandboxes"):
-            attempt = len(self.api.containers(all=True, filters=self._filters(
-                ROLE_SANDBOX, **{LABEL_POD_UID: pod_uid})))
-        lab[LABEL_ATTEMPT] = str(attempt)
+        return self._start_sandbox(f"k8s_POD_{_safe(name)}_{_safe(namespace)}_{_safe(pod_uid[:8])}",
+                                   pod_hostname(name), lab, ip, f"pod {namespace}/{name}")
+
+    def start_warm_sandbox(self, ip: str) -> str:
+        """A sandbox for a pod that does not exist yet: its network (the slow part of a
+        pod's start) is set up now. Its labels say only that it is warm; its name says
+        whose it is once claimed (labels cannot change, names can)."""
+        lab = self._labels(**{LABEL_ROLE: ROLE_SANDBOX, LABEL_WARM: "true", LABEL_POD_IP: ip})
+        return self._start_sandbox(f"{WARM_PREFIX}{_safe(self.node_name)}", WARM_HOSTNAME, lab, ip,
+                                   "a warm sandbox")
+
+    def claim_sandbox(self, sandbox_id: str, pod_uid: str, name: str, namespace: str) -> None:
+        """Rename a warm sandbox after its pod. Its containers get the pod's hostname from the
+        pod runtime (POD_RUNTIME_SCRIPT): docker keeps the placeholder in the sandbox."""
+        import docker.errors
+        base = f"k8s_POD_{name}_{namespace}_{pod_uid}"
+        with self._errors("claim sandbox", not_found=f"Error: No such pod sandbox: {sandbox_id}"):
+            for n in range(20):
+                try:
+                    self.api.rename(sandbox_id, f"{base}_{n}")
+                    return
+                except docker.errors.APIError as e:
+                    if e.status_code != 409:
+                        raise
+        raise RuntimeError_(f"no free sandbox name for pod {namespace}/{name}")
+
+    def _start_sandbox(self, base: str, hostname: str, lab: dict[str, str], ip: str | None,
+                       what: str) -> str:
+        import docker.errors
+        self._ensure_network(ip)
         endpoint = self.api.create_endpoint_config(ipv4_address=ip) if ip else \
             self.api.create_endpoint_config()
         host_config = self.api.create_host_config(network_mode=self.network, init=True,
                                                   ipc_mode="shareable")
-        base = f"k8s_POD_{_safe(name)}_{_safe(namespace)}_{_safe(pod_uid[:8])}"
         with self._errors("create sandbox"):
-            for n in range(attempt, attempt + 20):
+            for n in range(20):       # a name taken by an earlier attempt: the next number
+                lab[LABEL_ATTEMPT] = str(n)
                 try:
                     created = self.api.create_container(
-                        self.sandbox_image, command=["sh", "-c", PAUSE_SCRIPT], hostname=name[:63],
+                        self.sandbox_image, command=["sh", "-c", PAUSE_SCRIPT], hostname=hostname,
                         name=f"{base}_{n}", labels=lab, host_config=host_config,
                         networking_config=self.api.create_networking_config({self.network: endpoint}),
                         stop_signal="SIGTERM")
                     break
+                except docker.errors.NotFound as e:
+                    raise RuntimeError_(self._missing_image(self.sandbox_image, e, "the sandbox image")) \
+                        from None
                 except docker.errors.APIError as e:
                     if e.status_code != 409:
                         raise
             else:
-                raise RuntimeError_(f"no free sandbox name for pod {namespace}/{name}")
+                raise RuntimeError_(f"no free sandbox name for {what}")
             sid = created["Id"]
             try:
                 self.api.start(sid)
@@ -266,9 +313,17 @@ class DockerRuntime(Runtime):
                     self.api.remove_container(sid, force=True)
                 except docker.errors.APIError:
                     pass
-                raise RuntimeError_(f"failed to start the sandbox of pod {namespace}/{name}"
+                raise RuntimeError_(f"failed to start the sandbox of {what}"
                                     f"{' with IP ' + ip if ip else ''}: {_explain(e)}") from None
         return sid
+
+    def _missing_image(self, image: str, e: Exception, what: str = "image") -> str:
+        """The engine's 404 on create: the image is not here (it never pulls on create)."""
+        msg = _explain(e)
+        if "image" not in msg.lower():
+            return msg
+        return (f'{what} "{image}" is not present on node {self.node_name}: '
+                f"load it with `kbox load image {image}`")
 
     def _sandbox_containers(self, sandbox_id: str) -> list[str]:
         with self._errors("list containers"):
@@ -299,8 +354,10 @@ class DockerRuntime(Runtime):
         nets = ((info.get("NetworkSettings") or {}).get("Networks") or {})
         ip = (nets.get(self.network) or {}).get("IPAddress") or lab.get(LABEL_POD_IP, "")
         pod_labels = {k[len(LABEL_POD_LABEL):]: v for k, v in lab.items() if k.startswith(LABEL_POD_LABEL)}
-        return PodSandboxStatus(info["Id"], lab.get(LABEL_POD_UID, ""), lab.get(LABEL_POD_NAME, ""),
-                                lab.get(LABEL_POD_NAMESPACE, ""), lab.get(LABEL_NODE, ""), ip,
+        uid, name, ns = lab.get(LABEL_POD_UID, ""), lab.get(LABEL_POD_NAME, ""), lab.get(LABEL_POD_NAMESPACE, "")
+        if lab.get(LABEL_WARM):
+            uid, name, ns = claimed_pod(info.get("Name") or "")
+        return PodSandboxStatus(info["Id"], uid, name, ns, lab.get(LABEL_NODE, ""), ip,
                                 state="ready" if state.get("Running") else "notready",
                                 created_at=parse_docker_time(info.get("Created")), labels=pod_labels)
 
@@ -314,7 +371,8 @@ class DockerRuntime(Runtime):
             items = self.api.containers(all=True, filters=self._filters(ROLE_SANDBOX))
         out = []
         for c in items:
-            info = {"Id": c["Id"], "Config": {"Labels": c.get("Labels") or {}},
+            info = {"Id": c["Id"], "Name": (c.get("Names") or [""])[0],
+                    "Config": {"Labels": c.get("Labels") or {}},
                     "State": {"Running": c.get("State") == "running"},
                     "NetworkSettings": c.get("NetworkSettings") or {}}
             box = self._sandbox_from(info)
@@ -326,19 +384,15 @@ class DockerRuntime(Runtime):
     def create_container(self, sandbox_id: str, container: dict[str, Any], pod: dict[str, Any],
                          env: dict[str, str], *, attempt: int = 0) -> str:
         import docker.errors
-        box = self._inspect(sandbox_id, "pod sandbox")
-        blab = (box.get("Config") or {}).get("Labels") or {}
         image = container.get("image") or ""
         if not image:
             raise RuntimeError_(f"container {container.get('name')!r} has no image")
-        if not self.image_present(image):       # never let the engine look for it
-            raise RuntimeError_(f'image "{image}" is not present on node {self.node_name}: '
-                                f"load it with `kbox load image {image}`")
         m = pod.get("metadata") or {}
         name = container["name"]
-        pod_name = m.get("name") or blab.get(LABEL_POD_NAME, "")
-        ns = m.get("namespace") or blab.get(LABEL_POD_NAMESPACE, "")
-        uid = m.get("uid") or blab.get(LABEL_POD_UID, "")
+        pod_name, ns, uid = m.get("name"), m.get("namespace"), m.get("uid")
+        if not (pod_name and ns and uid):            # only a bare pod: ask its sandbox
+            box = self.pod_sandbox_status(sandbox_id)
+            pod_name, ns, uid = pod_name or box.name, ns or box.namespace, uid or box.pod_uid
         labels = self._labels(**{LABEL_ROLE: ROLE_CONTAINER, LABEL_POD_UID: uid, LABEL_POD_NAME: pod_name,
                                  LABEL_POD_NAMESPACE: ns, LABEL_CONTAINER: name,
                                  LABEL_ATTEMPT: str(attempt), LABEL_SANDBOX: sandbox_id})
@@ -373,8 +427,12 @@ class DockerRuntime(Runtime):
             user = f"{uid_}:{gid}" if gid is not None else str(uid_)
         if sc.get("privileged"):
             hc["privileged"] = True
-        host_config = self.api.create_host_config(**hc)
         base = f"k8s_{_safe(name)}_{_safe(pod_name)}_{_safe(ns)}_{_safe(uid[:8])}_{attempt}"
+        if self._has_pod_runtime():
+            hc["runtime"] = POD_RUNTIME
+        env = dict(env)
+        env.setdefault("HOSTNAME", pod_hostname(pod_name or "", spec))   # as the kubelet sets it
+        host_config = self.api.create_host_config(**hc)
         kwargs = dict(command=cmd, entrypoint=entrypoint,
                       environment=[f"{k}={v}" for k, v in env.items()],
                       working_dir=container.get("workingDir") or None, labels=labels,
@@ -387,11 +445,19 @@ class DockerRuntime(Runtime):
                         image, name=base if n == 0 else f"{base}.{n}", **kwargs)
                     return created["Id"]
                 except docker.errors.NotFound as e:
-                    raise RuntimeError_(_explain(e)) from None
+                    raise RuntimeError_(self._missing_image(image, e)) from None
                 except docker.errors.APIError as e:
                     if e.status_code != 409:
                         raise
         raise RuntimeError_(f"no free container name for {base}")
+
+    def _has_pod_runtime(self) -> bool:
+        """Does this engine know kbox's pod runtime (a node's engine does; a plain host one,
+        as in some tests, does not)?"""
+        if self._pod_runtime is None:
+            with self._errors("info"):
+                self._pod_runtime = POD_RUNTIME in (self.api.info().get("Runtimes") or {})
+        return self._pod_runtime
 
     def start_container(self, container_id: str) -> None:
         """Start; a container that cannot run (its command is missing...) is left exited
@@ -753,10 +819,16 @@ class DockerRuntime(Runtime):
 
     # ---- images ----------------------------------------------------------------------
     def image_present(self, image: str) -> bool:
+        """Asked before every new container: a yes is remembered for a few seconds (an
+        image removed meanwhile makes the create fail, and the agent tries again)."""
         import docker.errors
+        now = time.monotonic()
+        if self._images_seen.get(image, -1.0) > now:
+            return True
         with self._errors("inspect image"):
             try:
                 self.api.inspect_image(image)
+                self._images_seen[image] = now + IMAGE_SEEN_SECONDS
                 return True
             except docker.errors.NotFound:
                 return False

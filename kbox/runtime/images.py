@@ -216,6 +216,8 @@ def busybox_image(client: Any, progress: Progress | None = None, *, force: bool 
 
 NODE_IMAGE_REPO = "kbox/node"
 NODE_ENTRYPOINT = "/usr/local/bin/kbox-node-entrypoint"
+POD_RUNTIME = "kbox-pod"                       # the inner engine's runtime for pod containers
+POD_RUNTIME_PATH = "/usr/local/bin/kbox-runc"
 NODE_STEPS = ("collecting files", "writing rootfs", "importing")   # progress messages start so
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SEARCH_PATH = "/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin"
@@ -324,10 +326,65 @@ echo 1 > /proc/sys/net/ipv4/ip_forward || log "note: cannot enable ip_forward"
 log "exec dockerd"
 # storage-driver overlay2: without a volume for /var/lib/docker fail loudly, not fall back to vfs
 exec dockerd --host unix:///kbox/docker.sock --userland-proxy=false --bridge=none \
+    --add-runtime kbox-pod=/usr/local/bin/kbox-runc \
     --exec-opt native.cgroupdriver=cgroupfs --storage-driver overlay2 \
     --log-level "${KBOX_DOCKERD_LOG_LEVEL:-warn}" --dns "${KBOX_NODE_DNS:-127.0.0.1}" \
     --log-opt max-size=10m --log-opt max-file=2 \
     ${KBOX_DOCKERD_ARGS:-} "$@"
+"""
+
+# runc for a pod's containers. Docker gives a container that joins another's network the
+# hostname of that other container, and refuses an own one. A pod's containers join its
+# sandbox, and a sandbox started ahead of its pod (kbox's warm sandboxes) has a placeholder
+# name; so the container asks for its pod's name in its HOSTNAME variable (which Kubernetes
+# sets to the pod's name anyway), and before runc creates it this sets the OCI spec's
+# hostname to it and rewrites the pod's /etc/hostname and /etc/hosts (the sandbox's files,
+# shared by the pod's containers) in place.
+POD_RUNTIME_SCRIPT = r"""#!/bin/sh
+# Shell builtins only (no grep or sed): runc runs this for every container of a pod.
+bundle=
+prev=
+for a in "$@"; do
+    case "$prev" in --bundle|-b) bundle=$a ;; esac
+    case "$a" in --bundle=*) bundle=${a#--bundle=} ;; esac
+    prev=$a
+done
+# after "$1" in the spec, up to the next quote; empty when the spec has no "$1"
+value() {
+    v=${spec#*"$1"}
+    [ "$v" = "$spec" ] && v= || v=${v%%\"*}
+}
+if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
+    spec=
+    IFS= read -r spec < "$bundle/config.json"
+    value '"HOSTNAME='; want=$v
+    value '"hostname":"'; have=$v
+    if [ -n "$want" ] && [ -n "$have" ] && [ "$want" != "$have" ]; then
+        head=${spec%%\"hostname\":\"*}
+        tail=${spec#*\"hostname\":\"}
+        printf '%s' "$head\"hostname\":\"$want\"${tail#"$have\""}" > "$bundle/config.json"
+        value '"destination":"/etc/hostname","type":"bind","source":"'; name_file=$v
+        value '"destination":"/etc/hosts","type":"bind","source":"'; hosts_file=$v
+        cur=
+        [ -n "$name_file" ] && IFS= read -r cur < "$name_file"
+        if [ -n "$name_file" ] && [ "$cur" != "$want" ]; then
+            printf '%s\n' "$want" > "$name_file"
+            if [ -n "$hosts_file" ]; then
+                body=
+                tab=$(printf '\t')
+                while IFS= read -r line; do
+                    case "$line" in
+                        *[[:space:]]"$have") line=${line%"$have"}; line="${line%[[:space:]]}$tab$want" ;;
+                    esac
+                    body="$body$line
+"
+                done < "$hosts_file"
+                printf '%s' "$body" > "$hosts_file"
+            fi
+        fi
+    fi
+fi
+exec runc "$@"
 """
 
 _NODE_PASSWD = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
@@ -536,6 +593,7 @@ def node_rootfs(progress: Progress | None = None) -> NodeRootfs:
     plan.put("etc/os-release", "link", "../usr/lib/os-release")
     plan.put("etc/nsswitch.conf", "data", (_NODE_NSSWITCH, 0o644))
     plan.put(NODE_ENTRYPOINT, "data", (NODE_ENTRYPOINT_SCRIPT.encode(), 0o755))
+    plan.put(POD_RUNTIME_PATH, "data", (POD_RUNTIME_SCRIPT.encode(), 0o755))
 
     parts: list[str] = ["node-image-v1", NODE_ENTRYPOINT_SCRIPT]
     for path in sorted(plan.entries):
