@@ -25,6 +25,33 @@ _register("down", "Stop a running cluster", "cmd_down")
 _register("status", "Report a running cluster", "cmd_status")
 
 
+def _ui_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--theme", help="dashboard theme: a name from themes/ or a .yaml path")
+
+
+def _ui(ctx: Context, args: argparse.Namespace) -> int:
+    """`kbox ui`: the dashboard, attached over HTTP to a running cluster (kbox.tui is
+    imported only here, so the rest of the CLI never loads Textual)."""
+    import sys
+
+    from kbox.cli import state as cluster_state
+    out = ctx.out
+    if not (hasattr(out, "isatty") and out.isatty()) or ctx.out is not sys.stdout:
+        print("error: kbox ui needs a terminal (stdout is not one); for a headless view "
+              "use kbox get pods -w or kbox events -w", file=ctx.err)
+        return 1
+    from kbox.tui.launch import check_theme, run_attached
+    if not check_theme(args.theme, ctx.err):
+        return 1
+    name = cluster_state.cluster_name(getattr(args, "cluster", None))
+    return run_attached(ctx.client, ctx.ops, theme=args.theme,
+                        log_path=cluster_state.cluster_dir(name) / "ui.log")
+
+
+COMMANDS["ui"] = Command("ui", "Open the dashboard on a running cluster (kbox ui [--cluster NAME])",
+                         _ui_args, _ui)
+
+
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("script")
     p.add_argument("--runtime", choices=["sim", "docker", "auto"], default="sim")

@@ -4,7 +4,9 @@
 writes the state file other `kbox` commands read, and keeps running until
 Ctrl-C or `kbox down` (SIGTERM). With `--detach` it starts itself in the
 background, waits until the API answers and returns, as `kind create
-cluster` does. Headless, it prints the cluster's events as they happen.
+cluster` does. On a terminal it opens the dashboard (kbox.tui, imported
+only then); headless (`--headless`, or stdout not a terminal) it prints the
+cluster's events as they happen.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--seed", type=int, help="seed for generated names")
         parser.add_argument("--script", help="run this demo script against the cluster once it is up")
         parser.add_argument("--headless", action="store_true", help="no dashboard")
+        parser.add_argument("--theme", help="dashboard theme: a name from themes/ (dark, light, "
+                                            "high-contrast) or a .yaml path")
         parser.add_argument("-d", "--detach", action="store_true",
                             help="start in the background and return once the API answers")
         parser.add_argument("--quiet", action="store_true", help="do not print events")
@@ -83,6 +87,16 @@ def cmd_up(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
         return 1
     if args.detach:
         return _detach(args, config.name, out, err)
+    dashboard = not args.headless
+    if dashboard and not (hasattr(out, "isatty") and out.isatty()):
+        print("kbox: stdout is not a terminal, so no dashboard: running headless "
+              "(--headless says so explicitly)", file=err)
+        dashboard = False
+    if dashboard:
+        from kbox.tui.launch import check_theme
+        if not check_theme(getattr(args, "theme", None), err):
+            return 1
+    args.dashboard = dashboard
     runtime = _pick_runtime(args.runtime or (config.runtime if config.runtime != "auto" else None), err)
     if runtime == "docker" and not _docker_answers():
         print("error: --runtime docker needs a Docker engine, and none answers (DOCKER_HOST or "
@@ -148,6 +162,12 @@ def run_foreground(config, runtime: str, args: argparse.Namespace, out: TextIO, 
         state["url"] = cluster.url
         state["nodes"] = len(config.node_specs())
         cluster_state.write_state(state)
+        if getattr(args, "dashboard", False):
+            from kbox.tui.launch import run_cluster_dashboard
+            rc = run_cluster_dashboard(cluster, state, args, stop, _parse_duration(args.wait),
+                                       cluster_state.cluster_dir(config.name) / "kbox.log")
+            print(f'Stopping cluster "{config.name}"...', file=out)
+            return rc
         try:
             cluster.wait_nodes_ready(_parse_duration(args.wait))
         except TimeoutError as e:
