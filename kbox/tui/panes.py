@@ -20,9 +20,8 @@ from textual.widgets import RichLog, Static
 from kbox.api.selectors import LabelSelector, parse_label_selector
 from kbox.tui.data import ClusterData
 from kbox.tui.table import ResourceTable, cell_text
-from kbox.tui.theme import component_role, status_role
 from kbox.tui.views import (TREE_COLUMNS, VIEWS, RowContext, Scope, TreeIndex, ViewSpec,
-                            event_time, lookup_view, node_state, owner_uid, tree_deploy, tree_pod,
+                            component_role, event_time, status_role, lookup_view, node_state, owner_uid, tree_deploy, tree_pod,
                             tree_rs)
 
 Obj = dict[str, Any]
@@ -50,6 +49,7 @@ class Model:
         for uid in removed:
             self.changed_nodes_usage |= self.rc.usage.update(uid, None)
             self._count(uid, None)
+            self.rc.forget(uid)
         for uid in changed:
             pod = feed.get(uid)
             self.changed_nodes_usage |= self.rc.usage.update(uid, pod)
@@ -60,8 +60,7 @@ class Model:
         if old is not None:
             self.pod_counts[old] -= 1
         if pod is not None:
-            from kbox.api.tables import pod_status
-            role = status_role(pod_status(pod)[0])
+            role = status_role(self.rc.pod_status(pod)[0])
             self.pod_roles[uid] = role
             self.pod_counts[role] += 1
 
@@ -262,7 +261,7 @@ class ResourceView(Vertical):
             if rskey is None:
                 continue
             self._tree.set_pod(p["metadata"]["uid"], owner)
-            key, row = tree_pod(rskey, p)
+            key, row = tree_pod(rskey, p, self.model.rc)
             self._add_tree_row(rows, p, key, row, VIEWS["pods"])
         return rows
 
@@ -293,7 +292,7 @@ class ResourceView(Vertical):
                 gone.append(uid)
                 self._tree.set_pod(uid, None)
                 continue
-            key, row = tree_pod(rskey, p)
+            key, row = tree_pod(rskey, p, self.model.rc)
             f = self.state.filter
             if f and not f.matches(p, row, self.table.now):
                 gone.append(uid)

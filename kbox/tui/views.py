@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from kbox.api import tables
 from kbox.clock import parse_time
 from kbox.scheduler.quantity import cpu_millis, units
 from kbox.tui.table import Age, Bar, Column, Row, Span
-from kbox.tui.theme import component_role, status_role
+from kbox.tui import theme
 
 Obj = dict[str, Any]
+
+# rows are recomputed for every changed object: the pure lookups they repeat are cached
+status_role = lru_cache(maxsize=2048)(theme.status_role)
+component_role = lru_cache(maxsize=256)(theme.component_role)
+parse_ts = lru_cache(maxsize=8192)(parse_time)
 
 # actions a key can run on a row (the app maps them to registry commands)
 DESCRIBE, YAML, LOGS, DELETE, SCALE, RESTART, CORDON, KILL = (
@@ -40,7 +46,7 @@ def _sp(o: Obj) -> Obj:
 
 
 def created(o: Obj) -> Age:
-    return Age(parse_time(_meta(o).get("creationTimestamp")))
+    return Age(parse_ts(_meta(o).get("creationTimestamp")))
 
 
 def by_name(o: Obj) -> tuple:
@@ -80,10 +86,25 @@ class Scope:
 
 
 class RowContext:
-    """What row renderers may read besides the object: node usage sums (nodes pane)."""
+    """What row renderers may read besides the object: node usage sums (nodes pane), and
+    each pod's kubectl status computed once per resourceVersion (rows, counts, tree)."""
 
     def __init__(self) -> None:
         self.usage: NodeUsage = NodeUsage()
+        self._pod_status: dict[str, tuple[str, tuple]] = {}
+
+    def pod_status(self, p: Obj) -> tuple:
+        m = _meta(p)
+        uid, rv = m.get("uid", ""), m.get("resourceVersion", "")
+        hit = self._pod_status.get(uid)
+        if hit is not None and hit[0] == rv:
+            return hit[1]
+        result = tables.pod_status(p)
+        self._pod_status[uid] = (rv, result)
+        return result
+
+    def forget(self, uid: str) -> None:
+        self._pod_status.pop(uid, None)
 
 
 @dataclass(frozen=True)
@@ -112,7 +133,7 @@ class ViewSpec:
 # ---- pods --------------------------------------------------------------------------
 
 def pod_row(p: Obj, rc: RowContext) -> Row:
-    reason, ready, total, restarts, _ = tables.pod_status(p)
+    reason, ready, total, restarts, _ = rc.pod_status(p)
     m, st = _meta(p), _st(p)
     return (m.get("namespace", ""), m.get("name", ""), f"{ready}/{total}",
             (reason, status_role(reason)), str(restarts), created(p),
@@ -262,7 +283,7 @@ def job_row(j: Obj, rc: RowContext) -> Row:
     status = tables._job_status(j)
     return (m.get("namespace", ""), m.get("name", ""), (status, status_role(status)),
             tables._job_completions(j),
-            Span(parse_time(_st(j).get("startTime")), parse_time(_st(j).get("completionTime"))),
+            Span(parse_ts(_st(j).get("startTime")), parse_ts(_st(j).get("completionTime"))),
             created(j))
 
 
@@ -303,7 +324,7 @@ NS_COLUMNS = (Column("NAME", 0, 20), Column("STATUS", 12), Column("AGE", 6))
 
 
 def event_time(e: Obj) -> float:
-    return parse_time(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp")
+    return parse_ts(e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp")
                       or _meta(e).get("creationTimestamp")) or 0.0
 
 
@@ -440,8 +461,8 @@ def tree_rs(dkey: tuple, r: Obj) -> tuple[Any, Row]:
         ("Active" if want else "ScaledDown", "status-running" if want else "status-unknown"), "", created(r))
 
 
-def tree_pod(rskey: tuple, p: Obj) -> tuple[Any, Row]:
-    reason, ready, total, _, _ = tables.pod_status(p)
+def tree_pod(rskey: tuple, p: Obj, rc: RowContext) -> tuple[Any, Row]:
+    reason, ready, total, _, _ = rc.pod_status(p)
     m = _meta(p)
     return (*rskey, m.get("name", "")), (
         f"      {m.get('name', '')}", "Pod", f"{ready}/{total}", (reason, status_role(reason)),
