@@ -19,7 +19,6 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine, percentile  # noqa: E402
 
-from kbox.api.httpclient import HttpClient  # noqa: E402
 from kbox.cluster import Cluster  # noqa: E402
 from kbox.config import ClusterConfig  # noqa: E402
 
@@ -31,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     config = ClusterConfig.model_validate({"name": "bench-api", "runtime": "sim", "nodes": {"count": 0}})
     with Cluster(config) as cluster:
-        client = HttpClient(cluster.url)
+        client = cluster.http_client()        # HTTPS with the admin token
         n = int(args.rate * args.seconds)
         creates: list[float] = []
         updates: list[float] = []
@@ -58,7 +57,7 @@ def main() -> None:
         client.close()
     ms = lambda v: f"{v * 1000:.1f} ms"
     print(f"machine: {machine()}")
-    print(f"API over HTTP (plain, 127.0.0.1): {n} calls in {elapsed:.1f}s ({n / elapsed:.0f} req/s)")
+    print(f"API over HTTPS with a bearer token (127.0.0.1): {n} calls in {elapsed:.1f}s ({n / elapsed:.0f} req/s)")
     for label, vals in (("create", creates), ("update", updates), ("all mutating", creates + updates)):
         print(f"  {label:13} p50 {ms(percentile(vals, 50))}  p99 {ms(percentile(vals, 99))}  "
               f"max {ms(max(vals))}  (n={len(vals)})")

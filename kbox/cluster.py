@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 class Cluster:
     def __init__(self, config: ClusterConfig | None = None, *, clock: Clock | None = None,
                  store: Store | None = None, serve_http: bool = True,
-                 runtime: str | None = None) -> None:
+                 runtime: str | None = None, secure: bool = True,
+                 credentials_dir: str | None = None) -> None:
         self.config = config or ClusterConfig()
         self.clock = clock or RealClock()
         self.rng = random.Random(self.config.seed)
@@ -44,6 +45,13 @@ class Cluster:
         self.client = InProcessClient(self.api)
         self.serve_http = serve_http
         self.http = None
+        # HTTPS with bearer tokens (kbox.api.auth). The CLI keeps the credentials in the
+        # cluster's state folder, so kubeconfigs stay valid across restarts; an in-process
+        # cluster without a folder gets a temporary one, removed at stop.
+        self.secure = secure
+        self.credentials_dir = credentials_dir
+        self.credentials = None
+        self._temp_credentials: str | None = None
         self.informers = None
         self.machines = None
         self.on_progress = None    # callable(str): boot progress for the CLI and dashboard
@@ -66,7 +74,7 @@ class Cluster:
         if self.serve_http:
             from kbox.api.http import HttpServer
             self.http = HttpServer(self.api, host=self.config.api_host, port=self.config.api_port,
-                                   extra_routes=self._kbox_routes())
+                                   extra_routes=self._kbox_routes(), **self._security())
             self.http.start()
         self.informers = InformerFactory(self.client)
         self.controllers = ControllerManager(self.client, self.informers, self.clock, self.config)
@@ -87,6 +95,35 @@ class Cluster:
         if wait_ready and self.config.node_specs():
             self.wait_nodes_ready(timeout)
         return self
+
+    def _security(self) -> dict[str, Any]:
+        if not self.secure:
+            return {}
+        import tempfile
+
+        from kbox.api.auth import Authenticator, Credentials, authorize, request_info
+        directory = self.credentials_dir
+        if directory is None:
+            directory = self._temp_credentials = tempfile.mkdtemp(prefix="kbox-pki-")
+        self.credentials = creds = Credentials.ensure(directory)
+        return {"ssl_certfile": creds.cert_path, "ssl_keyfile": creds.key_path,
+                "authenticator": Authenticator(creds, self._service_account_of),
+                "authorizer": lambda user, method, path, query: authorize(
+                    user, request_info(method, path, query))}
+
+    def _service_account_of(self, token: str) -> tuple[str, str] | None:
+        tokens = self.controllers.get("token-controller") if self.controllers else None
+        return tokens.find_token(token) if tokens is not None else None  # type: ignore[attr-defined]
+
+    def http_client(self, token: str | None = None):
+        """An HTTP client of this cluster's API, with the admin token (or `token`) and its CA."""
+        from kbox.api.httpclient import HttpClient
+        if self.url is None:
+            raise RuntimeError("this cluster serves no HTTP API")
+        if self.credentials is None:
+            return HttpClient(self.url, token=token)
+        return HttpClient(self.url, token=token or self.credentials.admin_token,
+                          verify=self.credentials.ca_path)
 
     def _boot_machines(self):
         """Docker nodes: images, network, and every node container booted in parallel.
@@ -120,6 +157,9 @@ class Cluster:
                     log.exception("stopping %s failed", type(part).__name__)
         self.api.stop()
         self.store.close()
+        if self._temp_credentials is not None:
+            import shutil
+            shutil.rmtree(self._temp_credentials, ignore_errors=True)
         if self.machines is not None and not self.config.data_dir:
             # nothing could re-adopt these nodes: remove them (with a data dir they keep
             # running, and the next `kbox up` adopts them; `kbox down` removes them)

@@ -15,6 +15,11 @@ import pytest
 # every cached object the API hands to in-process readers is shared: the suite checks
 # that no reader changes one in place (kbox.api.cache.CHECK_SHARED)
 os.environ.setdefault("KBOX_CHECK_SHARED", "1")
+# `kbox up` merges its context into the user's kubeconfig, as kind does: never the real one
+if "KBOX_TEST_KUBECONFIG" not in os.environ:
+    import tempfile
+    os.environ["KBOX_TEST_KUBECONFIG"] = os.environ["KUBECONFIG"] = os.path.join(
+        tempfile.mkdtemp(prefix="kbox-test-kube-"), "config")
 
 
 @pytest.fixture(autouse=True)

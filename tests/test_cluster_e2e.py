@@ -110,7 +110,7 @@ def test_node_death_evicts_and_reschedules(cluster):
 
 def test_http_api_matches_in_process(cluster):
     from kbox.api.httpclient import HttpClient
-    http = HttpClient(cluster.url)
+    http = cluster.http_client()
     try:
         names = lambda cl: sorted(p["metadata"]["name"] for p in cl.list("pods", "default")["items"])
         assert names(http) == names(cluster.client)

@@ -511,7 +511,7 @@ def test_kbox_routes(server, http):
 def test_authenticator_hook():
     api = _boot()
 
-    def auth(headers):
+    def auth(headers, path):
         if headers.get("authorization") != "Bearer s3cret":
             raise ApiError(401, "Unauthorized", "Unauthorized")
         return "admin"

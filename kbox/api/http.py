@@ -160,7 +160,8 @@ class HttpServer:
     def __init__(self, api: Any, host: str = "127.0.0.1", port: int = 0,
                  extra_routes: dict[str, Callable[..., Any]] | None = None,
                  ssl_certfile: str | None = None, ssl_keyfile: str | None = None,
-                 authenticator: Callable[[Any], Any] | None = None,
+                 authenticator: Callable[[Any, str], Any] | None = None,
+                 authorizer: Callable[[Any, str, str, Any], None] | None = None,
                  max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
         self.api = api
         self.host = host
@@ -168,7 +169,10 @@ class HttpServer:
         self.extra_routes = dict(extra_routes or {})
         self.ssl_certfile = ssl_certfile
         self.ssl_keyfile = ssl_keyfile
+        # authenticator(headers, path) -> user (raises 401); authorizer(user, method, path,
+        # query) raises 403 (kbox.api.auth); both None: every request is let in (tests)
         self.authenticator = authenticator
+        self.authorizer = authorizer
         self.max_request_bytes = max_request_bytes
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -282,7 +286,10 @@ class HttpServer:
     async def _handle(self, request: Request) -> Response:
         try:
             if self.authenticator is not None:
-                request.state.user = await self._call(self.authenticator, request.headers)
+                user = self.authenticator(request.headers, request.url.path)
+                request.state.user = user
+                if self.authorizer is not None:
+                    self.authorizer(user, request.method, request.url.path, request.query_params)
             return await self._route(request)
         except ApiError as e:
             return _status_response(e)

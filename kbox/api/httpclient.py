@@ -131,6 +131,9 @@ class HttpClient(Client):
             headers["Authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        if isinstance(verify, str):          # a CA bundle: the cluster's own CA
+            import ssl
+            verify = ssl.create_default_context(cafile=verify)  # type: ignore[assignment]
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, verify=verify,
             timeout=httpx.Timeout(timeout, read=None),

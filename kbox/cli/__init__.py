@@ -7,6 +7,7 @@ messages and exit codes. Diagnostics go to stderr, output to stdout.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from kbox.api.errors import ApiError
@@ -66,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:             # `kbox ... | head`: the reader left, as for kubectl
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 141
     finally:
         if client is not None:
             client.close()

@@ -161,6 +161,7 @@ def load_commands() -> None:
         commands,  # noqa: F401
         describe,  # kubectl's describe layouts
         imagecmds,  # noqa: F401  (kbox image build|ls)
+        kubeconfig,  # noqa: F401  (kbox kubeconfig)
     )
     COMMANDS["describe"] = describe.DESCRIBE_COMMAND
 

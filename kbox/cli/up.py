@@ -42,6 +42,8 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
                             help="start in the background and return once the API answers")
         parser.add_argument("--quiet", action="store_true", help="do not print events")
         parser.add_argument("--wait", default="60s", help="how long to wait for nodes to be Ready")
+        parser.add_argument("--no-kubeconfig", action="store_true",
+                            help="do not add a kbox-NAME context to $KUBECONFIG / ~/.kube/config")
 
 
 def _docker_answers() -> bool:
@@ -111,6 +113,8 @@ def _detach(args: argparse.Namespace, name: str, out: TextIO, err: TextIO) -> in
         v = getattr(args, flag, None)
         if v is not None:
             argv += [f"--{flag.replace('_', '-')}", str(v)]
+    if getattr(args, "no_kubeconfig", False):
+        argv.append("--no-kubeconfig")
     d = cluster_state.cluster_dir(name)
     d.mkdir(parents=True, exist_ok=True)
     log_path = d / "kbox.log"
@@ -153,15 +157,24 @@ def run_foreground(config, runtime: str, args: argparse.Namespace, out: TextIO, 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    cluster = Cluster(config, runtime=runtime)
+    # the CA, serving certificate and tokens live with the cluster's state, so a restart
+    # (with --data-dir) keeps every kubeconfig that trusts them working
+    cluster = Cluster(config, runtime=runtime,
+                      credentials_dir=str(cluster_state.cluster_dir(config.name) / "pki"))
     cluster.on_progress = lambda msg: print(f"kbox: {msg}", file=err, flush=True)
     state: dict[str, Any] = {"name": config.name, "pid": os.getpid(), "runtime": runtime,
                              "url": None, "token": None, "ca": None, "ready": False}
+    kubeconfig = not getattr(args, "no_kubeconfig", False)
     try:
         cluster.start(wait_ready=False)
         state["url"] = cluster.url
         state["nodes"] = len(config.node_specs())
+        if cluster.credentials is not None:
+            state.update(token=cluster.credentials.admin_token, ca=cluster.credentials.ca_path,
+                         viewer_token=cluster.credentials.viewer_token)
         cluster_state.write_state(state)
+        if kubeconfig:
+            _merge_kubeconfig(state, err)
         if getattr(args, "dashboard", False):
             from kbox.tui.launch import run_cluster_dashboard
             rc = run_cluster_dashboard(cluster, state, args, stop, _parse_duration(args.wait),
@@ -191,6 +204,28 @@ def run_foreground(config, runtime: str, args: argparse.Namespace, out: TextIO, 
     finally:
         cluster.stop()
         cluster_state.remove_state(config.name, os.getpid())
+        if kubeconfig:
+            _remove_kubeconfig(config.name, err)
+
+
+def _merge_kubeconfig(state: dict[str, Any], err: TextIO) -> None:
+    """kind's habit: the new cluster's context goes into the user's kubeconfig, current."""
+    from kbox.cli import kubeconfig
+    try:
+        path = kubeconfig.merge(kubeconfig.for_state(state))
+    except Exception as e:     # a broken kubeconfig must not stop the cluster
+        print(f"warning: could not update the kubeconfig: {e}", file=err)
+        return
+    print(f'kbox: kubectl context "{kubeconfig.entry_name(state["name"])}" set in {path} '
+          f'(kubectl cluster-info --context {kubeconfig.entry_name(state["name"])})', file=err)
+
+
+def _remove_kubeconfig(name: str, err: TextIO) -> None:
+    from kbox.cli import kubeconfig
+    try:
+        kubeconfig.remove(name)
+    except Exception as e:
+        print(f"warning: could not update the kubeconfig: {e}", file=err)
 
 
 def _print_events(cluster, out: TextIO, stop: threading.Event) -> None:
@@ -219,6 +254,7 @@ def cmd_down(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
     if not st:
         cluster_state.remove_state(name)
         removed = _remove_docker_nodes(name, err)
+        _forget_credentials(name, err)
         if removed:
             print(f'Deleted cluster "{name}" (its process was gone; removed {removed}).', file=out)
         else:
@@ -237,8 +273,17 @@ def cmd_down(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | 
         os.kill(pid, signal.SIGKILL)
     cluster_state.remove_state(name)
     _remove_docker_nodes(name, err)
+    _forget_credentials(name, err)
     print(f'Deleted cluster "{name}".', file=out)
     return 0
+
+
+def _forget_credentials(name: str, err: TextIO) -> None:
+    """A deleted cluster's kubeconfig entries and its CA and tokens go (a new cluster of the
+    same name gets new ones, as kind's do)."""
+    import shutil
+    _remove_kubeconfig(name, err)
+    shutil.rmtree(cluster_state.cluster_dir(name) / "pki", ignore_errors=True)
 
 
 def _remove_docker_nodes(name: str, err: TextIO) -> str:
