@@ -127,7 +127,7 @@ def test_ui_attaches_to_a_running_cluster(env, monkeypatch, capsys):
                 assert app.nodes_pane.column_texts(0) == [f"{name}-worker", f"{name}-worker2"]
                 from kbox.tui.app import screen_text
                 text = screen_text(app)
-                assert name in text and st["url"] in text and "health: ok" in text
+                assert name in text and st["url"] in text and "health ok" in text
                 assert app.theme == "kbox-high-contrast"
                 pilot.app.prompt.value = "scale deploy/web --replicas=3"
                 await pilot.press("colon")

@@ -112,8 +112,8 @@ def test_main_screen_shows_header_nodes_pods_workloads_activity(sim):
 
     async def script(pilot):
         text = screen_text(app)
-        assert "tui" in text and "runtime sim" in text and "nodes 2/2" in text
-        assert "pods 3 (3 running)" in text and "health: ok" in text
+        assert "tui" in text and "│ sim │" in text and "nodes 2/2" in text
+        assert "pods 3 (3 running)" in text and "health ok" in text
         pods = sorted(p["metadata"]["name"] for p in sim.running())
         assert names(app) == pods                            # sorted by namespace, name
         assert app.main_view.table.column_texts(3) == ["Running"] * 3

@@ -448,15 +448,15 @@ class KboxApp(App):
         line = event.value
         self.prompt.remember(line)
         self.prompt.value = ""
-        self.hint.update("")
+        self.flash("")
         self.main_view.table.focus()
         self.run_line(line)
 
     def on_prompt_completions(self, message: Prompt.Completions) -> None:
-        self.hint.update("  ".join(message.options[:40]))
+        self.flash("  ".join(message.options[:40]))
 
     def on_prompt_left(self, _: Prompt.Left) -> None:
-        self.hint.update("")
+        self.flash("")
         self.main_view.table.focus()
 
     # ---- keys on rows -------------------------------------------------------------------
@@ -467,7 +467,10 @@ class KboxApp(App):
         return self.main_view.selected()
 
     def flash(self, text: str) -> None:
+        """A one-line note above the prompt (completions, "does not apply"); no toasts, so
+        screenshots stay deterministic."""
         self.hint.update(text)
+        self.hint.set_class(bool(text), "-shown")
 
     def action_act(self, action: str) -> None:
         sel = self._selected()

@@ -21,7 +21,7 @@ from kbox.api.selectors import LabelSelector, parse_label_selector
 from kbox.tui.data import ClusterData
 from kbox.tui.table import ResourceTable, cell_text
 from kbox.tui.views import (TREE_COLUMNS, VIEWS, RowContext, Scope, TreeIndex, ViewSpec,
-                            component_role, event_time, status_role, lookup_view, node_state, owner_uid, tree_deploy, tree_pod,
+                            component_role, event_time, status_role, node_state, owner_uid, tree_deploy, tree_pod,
                             tree_rs)
 
 Obj = dict[str, Any]
@@ -355,8 +355,9 @@ class WorkloadsPane(SideTable):
 
     def __init__(self, model: Model, **kw: Any) -> None:
         from kbox.tui.table import Column
-        super().__init__(model, (Column("WORKLOAD", 0, 18), Column("READY", 7), Column("UP-TO-DATE", 10),
-                                 Column("AVAILABLE", 9)), **kw)
+        super().__init__(model, (Column("WORKLOAD", 0, 16), Column("READY", 5),
+                                 Column("UP-TO-DATE", 10, priority=1),
+                                 Column("AVAILABLE", 9, priority=2)), **kw)
 
     def sync(self, changes: Changes | None) -> None:
         if changes is not None and "deployments" not in changes and "replicasets" not in changes:
@@ -406,11 +407,17 @@ class HeaderBar(Static):
         errors = model.data.errors()
         t = Text()
         t.append(" kbox ", "bold reverse")
-        t.append(f" {self.meta.get('name', '?')}", "bold")
-        t.append(f"  runtime {self.meta.get('runtime', '?')}  api {self.meta.get('url') or 'in-process'}")
-        t.append(f"  nodes {ready}/{len(states)}",
+        t.append(f" {self.meta.get('name', '?')} ", "bold")
+        if errors:
+            t.append(f"│ API unreachable: {errors[0]} ", style("status-failed") if style else "")
+        elif ready < len(states):
+            t.append(f"│ {len(states) - ready} node(s) not ready ", style("status-pending") if style else "")
+        else:
+            t.append("│ health ok ", style("status-running") if style else "")
+        t.append("│ ")
+        t.append(f"nodes {ready}/{len(states)}",
                  style("node-ready" if ready == len(states) else "node-notready") if style else "")
-        t.append(f"  pods {total}")
+        t.append(f" │ pods {total}")
         parts = [(counts.get("status-running", 0), "running", "status-running"),
                  (counts.get("status-pending", 0), "pending", "status-pending"),
                  (counts.get("status-failed", 0), "failed", "status-failed")]
@@ -418,15 +425,9 @@ class HeaderBar(Static):
         if shown:
             t.append(" (")
             for i, (n, w, r) in enumerate(shown):
-                t.append(("  " if i else "") + f"{n} {w}", style(r) if style else "")
+                t.append((", " if i else "") + f"{n} {w}", style(r) if style else "")
             t.append(")")
-        if errors:
-            t.append(f"  health: API unreachable ({errors[0]})", style("status-failed") if style else "")
-        elif ready < len(states):
-            t.append(f"  health: {len(states) - ready} node(s) not ready",
-                     style("status-pending") if style else "")
-        else:
-            t.append("  health: ok", style("status-running") if style else "")
+        t.append(f" │ {self.meta.get('runtime', '?')} │ api {self.meta.get('url') or 'in-process'}")
         self.update(t)
 
 
@@ -491,6 +492,3 @@ class ActivityPane(RichLog):
             t.append(f" (x{ev['count']})", "dim")
         return t
 
-
-def view_for_word(word: str) -> ViewSpec | None:
-    return lookup_view(word)

@@ -185,6 +185,3 @@ class HelpScreen(ModalScreen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
-
-def _noop(*_: Any) -> None:
-    pass

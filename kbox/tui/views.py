@@ -227,9 +227,9 @@ def node_row(n: Obj, rc: RowContext) -> Row:
             taint_text, created(n))
 
 
-NODE_COLUMNS = (Column("NAME", 0, 12), Column("STATUS", 10), Column("ROLES", 7, priority=2),
-                Column("CPU", 12), Column("MEM", 12), Column("PODS", 7),
-                Column("TAINTS", 18, priority=3), Column("AGE", 6, priority=1))
+NODE_COLUMNS = (Column("NAME", 0, 11), Column("STATUS", 9), Column("ROLES", 7, priority=3),
+                Column("CPU", 10), Column("MEM", 10), Column("PODS", 7, priority=1),
+                Column("TAINTS", 18, priority=4), Column("AGE", 6, priority=2))
 
 # ---- workloads -------------------------------------------------------------------------
 
