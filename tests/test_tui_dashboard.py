@@ -560,3 +560,51 @@ def test_script_runs_inside_the_dashboard(sim, tmp_path):
         assert "$ get nodes" in out and "configmap/demo created" in out and "script finished" in out
         sim.client.get("configmaps", "demo", "default")
     drive(app, script)
+
+
+def test_row_keys_do_not_act_behind_a_dialog(sim):
+    sim.web(1)
+    app = sim.app()
+
+    async def script(pilot):
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("d", "q", "t")               # neither describe, quit nor tree
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and app.is_running
+        assert app.main_view.state.name == "pods"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert sim.running()                            # nothing was deleted
+    drive(app, script)
+
+
+def test_logs_of_a_deployment_and_quit_keys(sim):
+    sim.web(1)
+    app = sim.app()
+
+    async def script(pilot):
+        await type_line(pilot, ":deploy")
+        await pilot.press("l")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, TextScreen) and "logs deployment/web" in app.screen.title_text
+        await pilot.press("escape")
+        await idle(pilot, app)
+        await pilot.press("ctrl+p")                       # the palette opens over the dashboard
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "CommandPalette"
+        await pilot.press("escape")
+        await pilot.pause()
+        await type_line(pilot, ":q")
+        await pilot.pause()
+        assert not app.is_running
+    drive(app, script)
+    app2 = sim.app()
+
+    async def quit_key(pilot):
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app2.is_running
+    drive(app2, quit_key)

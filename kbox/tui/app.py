@@ -460,6 +460,15 @@ class KboxApp(App):
         self.main_view.table.focus()
 
     # ---- keys on rows -------------------------------------------------------------------
+    MAIN_SCREEN_ACTIONS = frozenset({"prompt", "act", "tree", "back", "help", "quit"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The dashboard's keys act on the main screen only: under a dialog or a text screen,
+        `d`, `q` or `ctrl+d` must not reach the rows behind it."""
+        if action in self.MAIN_SCREEN_ACTIONS and len(self.screen_stack) > 1:
+            return False
+        return True
+
     def _selected(self) -> tuple[ViewSpec, dict] | None:
         focused = self.focused
         if isinstance(focused, SideTable):
