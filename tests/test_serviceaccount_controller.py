@@ -86,3 +86,20 @@ def test_a_token_authenticates_only_its_live_account(env):
                                       "kubernetes.io/service-account.uid": "not-" + sa["metadata"]["uid"]}},
                                   "data": {"token": base64.b64encode(token.encode()).decode()}}, "default")
     assert find_token(env.client, token) is None
+
+
+def test_a_lagging_secret_cache_never_makes_a_second_token(env, monkeypatch):
+    # the account's update (its new token referenced) can reach the controller before the
+    # secret does: it must look the token up instead of minting another one
+    env.client.create("serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                          "metadata": {"name": "late", "namespace": "default"}},
+                      "default")
+    env.settle()
+    [ref] = env.client.get("serviceaccounts", "late", "default")["secrets"]
+    tc = next(c for c in env.controllers if isinstance(c, TokenController))
+    monkeypatch.setattr(tc, "_tokens_of", lambda ns, name, uid=None: [])
+    tc.sync("sa:default/late")
+    tokens = [s["metadata"]["name"] for s in env.client.list("secrets", "default")["items"]
+              if s["metadata"]["name"].startswith("late-token-")]
+    assert tokens == [ref["name"]]
+    assert env.client.get("serviceaccounts", "late", "default")["secrets"] == [ref]

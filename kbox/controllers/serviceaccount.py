@@ -193,6 +193,8 @@ class TokenController(Controller):
         tokens = self._tokens_of(ns or "", name, uid)
         if any(t["metadata"]["name"] in referenced for t in tokens):
             return
+        if self._references_live_token(ns or "", name, uid, referenced - {t["metadata"]["name"] for t in tokens}):
+            return      # a token we just made, not in the secret cache yet: never make a second
         if tokens:
             secret_name = min(t["metadata"]["name"] for t in tokens)
         else:
@@ -203,6 +205,19 @@ class TokenController(Controller):
                     return   # the namespace is being deleted: no new tokens in it
                 raise
         self._reference(sa, secret_name)
+
+    def _references_live_token(self, ns: str, sa_name: str, uid: str | None, names: set[str]) -> bool:
+        for secret_name in sorted(n for n in names if n):
+            try:
+                s = self.client.get("secrets", secret_name, ns)
+            except ApiError as e:
+                if e.code == 404:
+                    continue
+                raise
+            ann = s["metadata"].get("annotations") or {}
+            if s.get("type") == TOKEN_TYPE and ann.get(ANN_NAME) == sa_name and ann.get(ANN_UID) == uid:
+                return True
+        return False
 
     def _create_token(self, sa: Obj) -> str:
         m = sa["metadata"]
