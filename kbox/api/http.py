@@ -35,9 +35,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from kbox.api import errors, metrics
+from kbox.api import discovery, errors, fieldvalidation, metrics, tableview
+from kbox.api.discovery import group_list, resource_list
 from kbox.api.errors import ApiError
-from kbox.api.resources import RESOURCES, ResourceInfo, find, groups
+from kbox.api.resources import ResourceInfo, find
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +59,6 @@ try:
 except AttributeError:  # pragma: no cover - libyaml missing
     _YamlLoader = yaml.SafeLoader
 
-# subresource → (group, version, kind, verbs) for discovery
-_SUB_KINDS: dict[str, tuple[str, str, str | None, list[str]]] = {
-    "status": ("", "", None, ["get", "patch", "update"]),
-    "scale": ("autoscaling", "v1", "Scale", ["get", "patch", "update"]),
-    "binding": ("", "", "Binding", ["create"]),
-    "eviction": ("policy", "v1", "Eviction", ["create"]),
-    "log": ("", "", "Pod", ["get"]),
-    "exec": ("", "", "PodExecOptions", ["create", "get"]),
-    "attach": ("", "", "PodAttachOptions", ["create", "get"]),
-    "portforward": ("", "", "PodPortForwardOptions", ["create", "get"]),
-    "proxy": ("", "", None, ["create", "delete", "get", "patch", "update"]),
-    "finalize": ("", "", None, ["update"]),
-    "token": ("authentication.k8s.io", "v1", "TokenRequest", ["create"]),
-}
-
 
 def _dumps(obj: Any, pretty: bool = False) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_INDENT_2 if pretty else 0)
@@ -91,6 +77,13 @@ def _not_found() -> ApiError:
                     {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
 
 
+def _warned(resp: Response, warnings: list[str]) -> Response:
+    """Add kube-apiserver's `Warning` headers (kubectl prints each as "Warning: ...")."""
+    for w in warnings:
+        resp.headers.append("Warning", fieldvalidation.warning_header(w))
+    return resp
+
+
 def _bool(v: str | None) -> bool:
     return (v or "").lower() in ("true", "1", "yes")
 
@@ -103,53 +96,6 @@ def _int(q: Any, name: str) -> int | None:
         return int(v)
     except ValueError:
         raise errors.bad_request(f"invalid value for {name}: {v!r} is not an integer")
-
-
-# ---- discovery -------------------------------------------------------------
-
-def _api_resource(r: ResourceInfo) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                         "kind": r.kind, "verbs": list(r.verbs)}
-    if r.short_names:
-        d["shortNames"] = list(r.short_names)
-    if r.categories:
-        d["categories"] = list(r.categories)
-    return d
-
-
-def _sub_resource(r: ResourceInfo, sub: str) -> dict[str, Any]:
-    group, version, kind, verbs = _SUB_KINDS.get(sub, ("", "", None, ["get"]))
-    d: dict[str, Any] = {"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                         "kind": kind or r.kind, "verbs": verbs}
-    if group:
-        d["group"], d["version"] = group, version
-    return d
-
-
-def resource_list(group: str, version: str) -> dict[str, Any] | None:
-    gv = f"{group}/{version}" if group else version
-    if group == metrics.GROUP and version == metrics.VERSION:
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-                "resources": metrics.RESOURCES}
-    rs = [r for r in RESOURCES if r.group == group and r.version == version]
-    if not rs:
-        return None
-    out = []
-    for r in rs:
-        out.append(_api_resource(r))
-        out += [_sub_resource(r, s) for s in r.subresources]
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}
-
-
-def _group(name: str, versions: list[str]) -> dict[str, Any]:
-    vs = [{"groupVersion": f"{name}/{v}", "version": v} for v in versions]
-    return {"name": name, "versions": vs, "preferredVersion": vs[0]}
-
-
-def group_list() -> dict[str, Any]:
-    gs = [_group(g, vs) for g, vs in groups().items() if g]
-    gs.append(_group(metrics.GROUP, [metrics.VERSION]))
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": gs}
 
 
 # ---- the server ------------------------------------------------------------
@@ -315,17 +261,25 @@ class HttpServer:
             return _json(version_info(), pretty=pretty)
         if head == "kbox":
             return await self._kbox(request, parts[1:])
+        if head in ("openapi", "swagger-2.0.0.pb-v1"):
+            self._only(method, "GET")
+            from kbox.api import openapi
+            body, ctype, headers = await self._call(
+                openapi.respond, parts[1:] if head == "openapi" else parts,
+                request.headers.get("accept"), request.query_params)
+            return Response(body, media_type=ctype, headers=headers)
+        if head in ("api", "apis") and len(parts) == 1:
+            self._only(method, "GET")
+            agg = discovery.negotiate_aggregated(request.headers.get("accept"))
+            if agg:     # one APIGroupDiscoveryList for every group version
+                return Response(discovery.aggregated_bytes(head == "api", agg),
+                                media_type=discovery.content_type(agg), headers={"Vary": "Accept"})
         if head == "api":
             if len(parts) == 1:
-                self._only(method, "GET")
-                return _json({"kind": "APIVersions", "versions": ["v1"],
-                              "serverAddressByClientCIDRs": [
-                                  {"clientCIDR": "0.0.0.0/0", "serverAddress": f"{self.host}:{self.port}"}]},
-                             pretty=pretty)
+                return _json(discovery.api_versions(f"{self.host}:{self.port}"), pretty=pretty)
             group, version, rest = "", parts[1], parts[2:]
         elif head == "apis":
             if len(parts) == 1:
-                self._only(method, "GET")
                 return _json(group_list(), pretty=pretty)
             if len(parts) == 2:
                 self._only(method, "GET")
@@ -377,13 +331,20 @@ class HttpServer:
         q = request.query_params
         api = self.api
         if method == "GET":
+            rep = tableview.negotiate(request.headers.get("accept"), item=False)
             if _bool(q.get("watch")):
-                return await self._watch(request, info, namespace)
-            lst = await self._call(api.list, info, namespace,
-                                   label_selector=q.get("labelSelector") or None,
-                                   field_selector=q.get("fieldSelector") or None,
-                                   limit=_int(q, "limit"), continue_token=q.get("continue") or None,
-                                   resource_version=q.get("resourceVersion") or None)
+                return await self._watch(request, info, namespace, rep)
+            kw = dict(label_selector=q.get("labelSelector") or None,
+                      field_selector=q.get("fieldSelector") or None,
+                      limit=_int(q, "limit"), continue_token=q.get("continue") or None,
+                      resource_version=q.get("resourceVersion") or None)
+            if rep.as_:     # server-side printing, from the cache's shared objects
+                include = tableview.include_object(q)
+                data = await self._call(lambda: _dumps(tableview.list_as(
+                    rep, info.plural, api.list(info, namespace, shared=True, **kw),
+                    api.clock.now(), include), pretty))
+                return Response(data, media_type="application/json")
+            lst = await self._call(api.list, info, namespace, **kw)
             return _json(lst, pretty=pretty)
         if method == "POST":
             if info.namespaced and namespace is None:
@@ -391,10 +352,11 @@ class HttpServer:
             body = await self._body(request)
             if not isinstance(body, dict):
                 raise errors.bad_request("the body of the request must be a JSON or YAML object")
+            warnings = fieldvalidation.check(info, body, q, operation="create")
             obj = await self._call(api.create, info, body, namespace, dry_run=self._dry_run(q),
                                    field_manager=q.get("fieldManager") or None)
-            return _json(obj, 201, pretty)
-        if method == "DELETE":
+            return _warned(_json(obj, 201, pretty), warnings)
+        if method == "DELETE" and "deletecollection" in info.verbs:
             opts = await self._delete_options(request)
             out = await self._call(api.delete_collection, info, namespace,
                                    label_selector=q.get("labelSelector") or None,
@@ -434,13 +396,19 @@ class HttpServer:
         manager = q.get("fieldManager") or None
         if sub is None or sub == "status":
             if method == "GET":
-                return _json(await self._call(api.get, info, name, namespace), pretty=pretty)
+                rep = tableview.negotiate(request.headers.get("accept"), item=True)
+                obj = await self._call(api.get, info, name, namespace)
+                if rep.as_:
+                    obj = tableview.item_as(rep, info.plural, obj, api.clock.now(),
+                                            tableview.include_object(q))
+                return _json(obj, pretty=pretty)
             if method == "PUT":
                 body = await self._body(request)
                 self._check_name(body, name)
+                warnings = fieldvalidation.check(info, body, q, operation="update")
                 obj = await self._call(api.update, info, body, namespace, subresource=sub,
                                        dry_run=self._dry_run(q), field_manager=manager)
-                return _json(obj, pretty=pretty)
+                return _warned(_json(obj, pretty=pretty), warnings)
             if method == "PATCH":
                 return await self._patch(request, info, namespace, name, sub, pretty)
             if method == "DELETE" and sub is None:
@@ -510,13 +478,17 @@ class HttpServer:
         if ptype is None:
             raise errors.unsupported_media_type(ctype or "none")
         body = await self._body(request)
+        warnings: list[str] = []
+        if sub is None:
+            warnings = fieldvalidation.check(info, body, q, operation=ptype, name=name,
+                                             namespace=namespace)
         existed = True
         if ptype == "apply" and sub is None:
             existed = await self._call(self._exists, info, name, namespace)
         obj = await self._call(self.api.patch, info, name, body, ptype, namespace,
                                subresource=sub, field_manager=q.get("fieldManager") or None,
                                force=_bool(q.get("force")), dry_run=self._dry_run(q))
-        return _json(obj, 200 if existed else 201, pretty)
+        return _warned(_json(obj, 200 if existed else 201, pretty), warnings)
 
     def _exists(self, info: ResourceInfo, name: str, namespace: str | None) -> bool:
         try:
@@ -569,8 +541,11 @@ class HttpServer:
         return self._watch_limiter
 
     # ---- watch ----------------------------------------------------------------
-    async def _watch(self, request: Request, info: ResourceInfo, namespace: str | None) -> Response:
+    async def _watch(self, request: Request, info: ResourceInfo, namespace: str | None,
+                     rep: "tableview.Representation" = tableview.PLAIN) -> Response:
         q = request.query_params
+        tables = (tableview.WatchTables(rep, info.plural, tableview.include_object(q), self.api.clock)
+                  if rep.as_ else None)
         bookmarks = _bool(q.get("allowWatchBookmarks"))
         timeout = q.get("timeoutSeconds")
         try:
@@ -610,6 +585,11 @@ class HttpServer:
                         break
                     batch = await anyio.to_thread.run_sync(
                         watcher.next_batch, min(BOOKMARK_IDLE_SECONDS, remaining), limiter=limiter)
+                    if batch and tables is not None:
+                        yield b"".join(b'{"type":"' + t.encode() + b'","object":'
+                                       + orjson.dumps(tables.convert(c.obj)) + b"}\n"
+                                       for t, c in batch)
+                        continue
                     if batch:
                         yield b"".join(b'{"type":"' + t.encode() + b'","object":' + c.raw + b"}\n"
                                        for t, c in batch)

@@ -69,7 +69,8 @@ class ResourceInfo:
 _R = ResourceInfo
 RESOURCES: list[ResourceInfo] = [
     _R("", "v1", "Namespace", "namespaces", "namespace", False, ("ns",),
-       subresources=("status", "finalize"), has_generation=False),
+       subresources=("status", "finalize"), has_generation=False,
+       verbs=tuple(v for v in VERBS if v != "deletecollection")),   # as kube-apiserver serves
     _R("", "v1", "Node", "nodes", "node", False, ("no",), subresources=("status", "proxy"),
        has_generation=False),
     _R("", "v1", "Pod", "pods", "pod", True, ("po",), ("all",),

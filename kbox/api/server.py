@@ -227,7 +227,9 @@ class ApiServer:
     def list(self, resource: str | ResourceInfo, namespace: str | None = None, *,
              label_selector: str | None = None, field_selector: str | None = None,
              limit: int | None = None, continue_token: str | None = None,
-             resource_version: str | None = None) -> Obj:
+             resource_version: str | None = None, shared: bool = False) -> Obj:
+        """A list (kind XList). shared=True: the items are the watch cache's own objects,
+        not copies (cheaper for read-only uses such as Table printing: never mutate them)."""
         info = self.resource(resource)
         matches, _ = self.matcher(info, namespace, label_selector, field_selector)
         cache = self.cache(info)
@@ -247,7 +249,7 @@ class ApiServer:
             if limit and len(out) >= limit:
                 remaining += 1
                 continue
-            out.append(orjson.loads(cobj.raw))
+            out.append(cobj.obj if shared else orjson.loads(cobj.raw))
             last_key = key
         next_key = last_key if remaining else None
         meta: dict[str, Any] = {"resourceVersion": str(rev)}

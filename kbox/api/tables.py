@@ -240,6 +240,26 @@ def _event_last_seen(ev: dict[str, Any], now: float) -> str:
     return age(ts, now)
 
 
+def _event_first_seen(ev: dict[str, Any], now: float) -> str:
+    return age(ev.get("firstTimestamp") or ev.get("eventTime"), now)
+
+
+def _event_source(ev: dict[str, Any]) -> str:
+    """`kubelet, node-1`: the source component and host (or the reporting controller and
+    instance of events.k8s.io-style events)."""
+    src = ev.get("source") or {}
+    component = src.get("component") or ev.get("reportingComponent") or ""
+    host = src.get("host") or ev.get("reportingInstance") or ""
+    return f"{component}, {host}" if host else component
+
+
+def _event_count(ev: dict[str, Any]) -> int:
+    series = ev.get("series") or {}
+    if series.get("count"):
+        return int(series["count"])
+    return int(ev.get("count") or 0) or 1
+
+
 def _controller_of(obj: dict[str, Any]) -> str:
     for r in obj["metadata"].get("ownerReferences") or []:
         if r.get("controller"):
@@ -335,9 +355,14 @@ TABLES: dict[str, tuple[list[Column], Cells]] = {
                    lambda n, now: [n["metadata"]["name"], _st(n).get("phase", "Active"),
                                    age(n["metadata"].get("creationTimestamp"), now)]),
     "events": ([("LAST SEEN", "string", 0), ("TYPE", "string", 0), ("REASON", "string", 0),
-                ("OBJECT", "string", 0), ("MESSAGE", "string", 0)],
+                ("OBJECT", "string", 0), ("SUBOBJECT", "string", 1), ("SOURCE", "string", 1),
+                ("MESSAGE", "string", 0), ("FIRST SEEN", "string", 1), ("COUNT", "string", 1),
+                ("NAME", "string", 1)],
                lambda e, now: [_event_last_seen(e, now), e.get("type", ""), e.get("reason", ""),
-                               _event_object(e), e.get("message", "")]),
+                               _event_object(e), (e.get("involvedObject") or {}).get("fieldPath", ""),
+                               _event_source(e), (e.get("message") or "").strip(),
+                               _event_first_seen(e, now), _event_count(e),
+                               e["metadata"]["name"]]),
     "configmaps": ([("NAME", "string", 0), ("DATA", "integer", 0), ("AGE", "string", 0)],
                    lambda c, now: [c["metadata"]["name"], len(c.get("data") or {}) + len(c.get("binaryData") or {}),
                                    age(c["metadata"].get("creationTimestamp"), now)]),

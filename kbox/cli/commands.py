@@ -25,7 +25,8 @@ from kbox.clock import iso_time
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # `get all`: the "all" category in discovery order, as kubectl expands it
-ALL_KINDS = [r.plural for r in RESOURCES if "all" in r.categories]
+ALL_KINDS = [r.plural for r in sorted(RESOURCES, key=lambda r: (r.group, r.plural))
+             if "all" in r.categories]
 
 
 # ---- shared helpers -------------------------------------------------------------

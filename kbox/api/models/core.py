@@ -136,6 +136,7 @@ class VolumeMount(K8sModel):
     subPathExpr: str | None = None
     readOnly: bool | None = None
     mountPropagation: str | None = None
+    recursiveReadOnly: str | None = None
 
 
 class Container(K8sModel):
@@ -161,6 +162,8 @@ class Container(K8sModel):
     stdin: bool | None = None
     stdinOnce: bool | None = None
     tty: bool | None = None
+    resizePolicy: list[Loose] | None = None
+    volumeDevices: list[Loose] | None = None
 
 
 # ---- scheduling -----------------------------------------------------------------
@@ -205,8 +208,39 @@ class Affinity(K8sModel):
 
 
 class Volume(K8sModel):
-    """One of many sources (emptyDir, configMap, secret, hostPath, ...): kept loose."""
+    """A name and one of many sources (emptyDir, configMap, secret, hostPath, ...), each
+    kept loose: only the names of the sources are declared."""
     name: str | None = None
+    awsElasticBlockStore: Loose | None = None
+    azureDisk: Loose | None = None
+    azureFile: Loose | None = None
+    cephfs: Loose | None = None
+    cinder: Loose | None = None
+    configMap: Loose | None = None
+    csi: Loose | None = None
+    downwardAPI: Loose | None = None
+    emptyDir: Loose | None = None
+    ephemeral: Loose | None = None
+    fc: Loose | None = None
+    flexVolume: Loose | None = None
+    flocker: Loose | None = None
+    gcePersistentDisk: Loose | None = None
+    gitRepo: Loose | None = None
+    glusterfs: Loose | None = None
+    hostPath: Loose | None = None
+    image: Loose | None = None
+    iscsi: Loose | None = None
+    nfs: Loose | None = None
+    persistentVolumeClaim: Loose | None = None
+    photonPersistentDisk: Loose | None = None
+    portworxVolume: Loose | None = None
+    projected: Loose | None = None
+    quobyte: Loose | None = None
+    rbd: Loose | None = None
+    scaleIO: Loose | None = None
+    secret: Loose | None = None
+    storageos: Loose | None = None
+    vsphereVolume: Loose | None = None
 
 
 # ---- pods -----------------------------------------------------------------------
@@ -247,6 +281,11 @@ class PodSpec(K8sModel):
     overhead: dict[str, Quantity] | None = None
     topologySpreadConstraints: list[Loose] | None = None
     os: Loose | None = None
+    hostUsers: bool | None = None
+    setHostnameAsFQDN: bool | None = None
+    schedulingGates: list[Loose] | None = None
+    resourceClaims: list[Loose] | None = None
+    resources: ResourceRequirements | None = None
 
 
 class PodTemplateSpec(K8sModel):

@@ -22,7 +22,8 @@ class LabelSelector(K8sModel):
 
 
 class ObjectMeta(K8sModel):
-    """Metadata of a pod template: only the maps need a shape here."""
+    """Object metadata; in a pod template only the maps need a shape (an object's own
+    metadata is checked by kbox.api.validation), the rest is declared for the schema."""
     name: str | None = None
     generateName: str | None = None
     namespace: str | None = None
@@ -30,6 +31,14 @@ class ObjectMeta(K8sModel):
     annotations: StrMap | None = None
     finalizers: list[str] | None = None
     ownerReferences: list[Loose] | None = None
+    uid: str | None = None
+    resourceVersion: str | None = None
+    generation: int | None = None
+    creationTimestamp: str | None = None
+    deletionTimestamp: str | None = None
+    deletionGracePeriodSeconds: int | None = None
+    managedFields: list[Loose] | None = None
+    selfLink: str | None = None
 
 
 class ObjectReference(K8sModel):
