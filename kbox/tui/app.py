@@ -142,6 +142,7 @@ class KboxApp(App):
         self._commands: dict[Sink, tuple[Context, Any]] = {}
         self._output_sink: Sink | None = None
         self._last_apply = 0.0
+        self._last_cost = 0.0
         self._apply_timer: Any = None
         self.applied = 0                # apply cycles run (tests wait on this)
         themes.register_themes(self, on_error=lambda e: log.warning("theme skipped: %s", e))
@@ -234,16 +235,22 @@ class KboxApp(App):
     def _feeds_changed(self) -> None:          # feed threads
         self.post_message(DataChanged())
 
+    # A live cycle applies at most this many changed objects per resource and waits at least
+    # three times as long as the last cycle took, so keys never queue behind a long burst
+    # (a deployment scaling to 1,000) and the dashboard takes a bounded share of the process.
+    CYCLE_LIMIT = 400
+
     def on_data_changed(self, _: DataChanged) -> None:
+        interval = max(self.min_interval, 3 * self._last_cost)
         elapsed = time.monotonic() - self._last_apply
-        if elapsed >= self.min_interval:
-            self.apply_changes()
+        if elapsed >= interval:
+            self.apply_changes(limit=self.CYCLE_LIMIT)
         elif self._apply_timer is None:
-            self._apply_timer = self.set_timer(self.min_interval - elapsed, self._timer_apply)
+            self._apply_timer = self.set_timer(interval - elapsed, self._timer_apply)
 
     def _timer_apply(self) -> None:
         self._apply_timer = None
-        self.apply_changes()
+        self.apply_changes(limit=self.CYCLE_LIMIT)
 
     def refresh_now(self) -> None:
         """List every resource through the client and apply it now (synchronous: tests, snapshots)."""
@@ -255,10 +262,10 @@ class KboxApp(App):
         for table in (self.main_view.table, self.nodes_pane, self.workloads_pane):
             table.now = now
 
-    def apply_changes(self) -> None:
+    def apply_changes(self, limit: int | None = None) -> None:
         """Drain the feeds' changed keys and apply them to every pane (app thread only)."""
-        self._last_apply = time.monotonic()
-        changes = self.data.drain()
+        started = time.monotonic()
+        changes = self.data.drain(limit)
         with self.batch_update():
             self._set_now()
             self.model.account(changes)
@@ -268,6 +275,8 @@ class KboxApp(App):
             self.activity.sync(self.model, changes)
             self.header_bar.sync(self.model)
         self.applied += 1
+        self._last_apply = time.monotonic()
+        self._last_cost = self._last_apply - started
 
     def _check_stop(self) -> None:
         if self.stop_event is not None and self.stop_event.is_set():

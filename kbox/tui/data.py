@@ -77,6 +77,12 @@ class Feed:
             self._changed, self._removed = set(), set()
         return changed - removed, removed
 
+    def requeue(self, changed: set[str], removed: set[str]) -> None:
+        """Give back drained keys the app had no time for this cycle (still current ones only)."""
+        with self._lock:
+            self._changed.update(u for u in changed if u in self.items)
+            self._removed.update(u for u in removed if u not in self.items)
+
     # ---- writing (feed thread or sync) ----------------------------------------
     def _put(self, obj: Obj) -> bool:
         uid = uid_of(obj)
@@ -230,13 +236,24 @@ class ClusterData:
             except Exception as e:  # an unreachable API shows in the header, never raises
                 f.error = str(e) or type(e).__name__
 
-    def drain(self) -> dict[str, tuple[set[str], set[str]]]:
+    def drain(self, limit: int | None = None) -> dict[str, tuple[set[str], set[str]]]:
+        """Changed and removed keys per resource. With `limit`, at most that many keys per
+        resource; the rest stay queued and signal again, so one cycle stays short."""
         self._pending.clear()
         out = {}
+        again = False
         for r, f in self.feeds.items():
             changed, removed = f.drain()
+            if limit is not None and len(changed) + len(removed) > limit:
+                keys = sorted(removed) + sorted(changed)
+                keep = set(keys[:limit])
+                f.requeue(changed - keep, removed - keep)
+                changed, removed = changed & keep, removed & keep
+                again = True
             if changed or removed:
                 out[r] = (changed, removed)
+        if again:
+            self._changed()
         return out
 
     def errors(self) -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -33,28 +33,25 @@ from textual.strip import Strip
 from kbox.api.tables import human_duration
 
 
-@dataclass(frozen=True)
-class Age:
+class Age(NamedTuple):
     """A creation time; drawn as kubectl's age (5s, 3m12s) against the table's clock."""
     epoch: float | None
 
 
-@dataclass(frozen=True)
-class Bar:
+class Bar(NamedTuple):
     """A usage bar: fraction 0..1 (may exceed 1), a label after it, and a theme role."""
     fraction: float
     label: str
     role: str = ""
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """A duration from `start` to `end` (or to the table's clock while `end` is None)."""
     start: float | None
     end: float | None = None
 
 
-Cell = Any           # str | tuple[str, str] | Age | Span | Bar
+Cell = Any           # str | (text, role) | Age | Span | Bar  (cheap tuples: rows are rebuilt often)
 Row = tuple[Cell, ...]
 
 
@@ -70,16 +67,17 @@ def cell_text(cell: Cell, now: float) -> str:
     """The plain text of a cell (filters and tests read this)."""
     if isinstance(cell, str):
         return cell
-    if isinstance(cell, tuple):
-        return cell[0]
-    if isinstance(cell, Age):
+    kind = type(cell)
+    if kind is Age:
         return "<unknown>" if cell.epoch is None else human_duration(max(0.0, now - cell.epoch))
-    if isinstance(cell, Bar):
+    if kind is Bar:
         return cell.label
-    if isinstance(cell, Span):
+    if kind is Span:
         if cell.start is None:
             return ""
         return human_duration(max(0.0, (cell.end if cell.end is not None else now) - cell.start))
+    if isinstance(cell, tuple):
+        return cell[0]
     return str(cell)
 
 
@@ -341,17 +339,20 @@ class ResourceTable(ScrollView, can_focus=True):
             w = widths[i]
             if i:
                 segs.append(Segment(" ", base + overlay if overlay else base))
-            if isinstance(cell, Bar):
+            kind = type(cell)
+            if kind is Bar:
                 segs.extend(self._bar(cell, w, base, overlay))
                 continue
             style = base
-            if isinstance(cell, str):
+            if kind is str:
                 text = cell
+            elif kind is Age or kind is Span:
+                text = cell_text(cell, now)
             elif isinstance(cell, tuple):
                 text = cell[0]
                 style = base + self._style(cell[1])
             else:
-                text = cell_text(cell, now)
+                text = str(cell)
             if overlay is not None:
                 style = style + overlay
             segs.append(Segment(text.ljust(w)[:w] if text.isascii() else set_cell_size(text, w),

@@ -155,7 +155,9 @@ class NodeUsage:
         self.by_node: dict[str, list[int]] = {}               # node -> [millicpu, bytes, pods]
 
     def _add(self, node: str, cpu: int, mem: int, sign: int) -> None:
-        acc = self.by_node.setdefault(node, [0, 0, 0])
+        acc = self.by_node.get(node)
+        if acc is None:
+            acc = self.by_node[node] = [0, 0, 0]
         acc[0] += sign * cpu
         acc[1] += sign * mem
         acc[2] += sign
@@ -164,22 +166,24 @@ class NodeUsage:
         """Account one pod (None: gone); True when a node's sums changed."""
         new = None
         if pod is not None:
-            node = _sp(pod).get("nodeName")
-            if node and _st(pod).get("phase") not in ("Succeeded", "Failed"):
+            spec = pod.get("spec") or {}
+            node = spec.get("nodeName")
+            if node and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
                 cpu = mem = 0
-                for c in _sp(pod).get("containers") or []:
-                    req = (c.get("resources") or {}).get("requests") or {}
-                    cpu += cpu_millis(req.get("cpu"))
-                    mem += units(req.get("memory"))
+                for c in spec.get("containers") or ():
+                    req = (c.get("resources") or {}).get("requests")
+                    if req:
+                        cpu += cpu_millis(req.get("cpu"))
+                        mem += units(req.get("memory"))
                 new = (node, cpu, mem)
         old = self.by_pod.get(uid)
         if old == new:
             return False
         if old is not None:
-            self._add(*old, -1)
+            self._add(old[0], old[1], old[2], -1)
             del self.by_pod[uid]
         if new is not None:
-            self._add(*new, 1)
+            self._add(new[0], new[1], new[2], 1)
             self.by_pod[uid] = new
         return True
 
