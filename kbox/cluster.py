@@ -51,6 +51,7 @@ class Cluster:
         self.secure = secure
         self.credentials_dir = credentials_dir
         self.credentials = None
+        self.token_signer = None
         self._temp_credentials: str | None = None
         self.informers = None
         self.machines = None
@@ -106,14 +107,32 @@ class Cluster:
         if directory is None:
             directory = self._temp_credentials = tempfile.mkdtemp(prefix="kbox-pki-")
         self.credentials = creds = Credentials.ensure(directory)
+        self.token_signer = creds.token_signer()
         return {"ssl_certfile": creds.cert_path, "ssl_keyfile": creds.key_path,
-                "authenticator": Authenticator(creds, self._service_account_of),
+                "authenticator": Authenticator(creds, self._service_account_of,
+                                               signer=self.token_signer, account_uid=self._account_uid,
+                                               now=self.clock.now),
                 "authorizer": lambda user, method, path, query: authorize(
                     user, request_info(method, path, query))}
 
     def _service_account_of(self, token: str) -> tuple[str, str] | None:
         tokens = self.controllers.get("token-controller") if self.controllers else None
         return tokens.find_token(token) if tokens is not None else None  # type: ignore[attr-defined]
+
+    def _account_uid(self, namespace: str, name: str) -> str | None:
+        """The uid of a ServiceAccount, from the informer cache (a bound token is good only
+        while its account lives)."""
+        if self.informers is None:
+            return None
+        sa = self.informers.informer("serviceaccounts").get(f"{namespace}/{name}")
+        return sa["metadata"].get("uid") if sa else None
+
+    def _token_request(self, namespace: str, name: str, body: Any) -> dict[str, Any]:
+        from kbox.api.auth import token_request
+        if self.token_signer is None:
+            from kbox.api import errors
+            raise errors.not_found("serviceaccounts/token", name)
+        return token_request(self.client, self.token_signer, self.clock.now(), namespace, name, body)
 
     def http_client(self, token: str | None = None):
         """An HTTP client of this cluster's API, with the admin token (or `token`) and its CA."""
@@ -220,7 +239,8 @@ class Cluster:
     # ---- kbox's own node operations (not Kubernetes API) -------------------
     def _kbox_routes(self) -> dict[str, Any]:
         """Handlers for /kbox/v1/... that the HTTP server exposes: node add/remove/stop/start."""
-        return {"node": self.node_action, "status": lambda: self.status()}
+        return {"node": self.node_action, "status": lambda: self.status(),
+                "token": self._token_request}
 
     def node_action(self, action: str, name: str, **kw: Any) -> dict[str, Any]:
         from kbox.config import NodeSpec

@@ -296,6 +296,12 @@ def test_kbox_up_sets_the_context_kubectl_uses_and_down_removes_it(tmp_path):
         denied = run(*kubectl, "--kubeconfig", str(tmp_path / "viewer"), "create", "configmap", "x")
         assert denied.returncode == 1
         assert 'configmaps is forbidden: User "kbox-viewer" cannot create resource "configmaps"' in denied.stderr
+        # kubectl create token: a bound token that authenticates as the account
+        assert run(*kubectl, "create", "serviceaccount", "robot").returncode == 0
+        token = run(*kubectl, "create", "token", "robot", "--duration=20m")
+        assert token.returncode == 0, token.stderr
+        as_robot = run(*kubectl, f"--token={token.stdout.strip()}", "get", "pods")
+        assert 'User "system:serviceaccount:default:robot" cannot list resource "pods"' in as_robot.stderr
     finally:
         down = run(sys.executable, "-m", "kbox", "down", "--name", name)
     assert down.returncode == 0, down.stderr
@@ -303,3 +309,69 @@ def test_kbox_up_sets_the_context_kubectl_uses_and_down_removes_it(tmp_path):
     assert [c["name"] for c in data["contexts"]] == ["other"]
     assert data["current-context"] == ""
     assert not (tmp_path / "home" / "clusters" / name / "pki").exists()
+
+
+# ---- bound ServiceAccount tokens (TokenRequest, `kubectl create token`) -------------------------
+
+def test_token_signer_issues_and_checks_jwts(tmp_path):
+    signer = auth.Credentials.ensure(tmp_path).token_signer()
+    token, exp = signer.issue("ns1", "robot", "uid-1", audiences=list(auth.API_AUDIENCES),
+                              now=1000.0, seconds=600, bound={"kind": "Pod", "name": "p", "uid": "u"})
+    assert exp == 1600 and token.count(".") == 2
+    claims = signer.verify(token, now=1599.0)
+    assert claims["sub"] == "system:serviceaccount:ns1:robot"
+    assert claims["kubernetes.io"] == {"namespace": "ns1", "serviceaccount": {"name": "robot", "uid": "uid-1"},
+                                       "pod": {"name": "p", "uid": "u"}}
+    assert signer.verify(token, now=1600.0) is None                         # expired
+    other, _ = signer.issue("ns1", "robot", "uid-1", audiences=["vault"], now=1000.0, seconds=600)
+    assert signer.verify(other, now=1001.0) is None                         # not for the API
+    head, body, sig = token.split(".")
+    assert signer.verify(f"{head}.{body}.{sig[:-4]}AAAA", now=1001.0) is None  # tampered
+    stranger = auth.Credentials.ensure(tmp_path / "other").token_signer()
+    assert stranger.verify(token, now=1001.0) is None                       # another cluster's key
+    assert signer.verify("a.b", now=1.0) is None and signer.verify("x.y.z", now=1.0) is None
+
+
+def test_token_requests_over_https(cluster):
+    admin = cluster.http_client()
+    admin.create("serviceaccounts", {"metadata": {"name": "builder"}}, "default")
+    ca = ssl.create_default_context(cafile=cluster.credentials.ca_path)
+    url = cluster.url + "/api/v1/namespaces/default/serviceaccounts/{}/token"
+    headers = {"Authorization": "Bearer " + cluster.credentials.admin_token}
+
+    def request(name: str, spec: dict) -> httpx.Response:
+        return httpx.post(url.format(name), verify=ca, headers=headers,
+                          json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+
+    r = request("builder", {})
+    assert r.status_code == 201, r.text
+    tr = r.json()
+    assert tr["kind"] == "TokenRequest" and tr["spec"]["expirationSeconds"] == 3600
+    assert tr["spec"]["audiences"] == list(auth.API_AUDIENCES)
+    token = tr["status"]["token"]
+    assert tr["status"]["expirationTimestamp"].endswith("Z")
+    robot = cluster.http_client(token)
+    with pytest.raises(ApiError) as e:               # authenticated as the account: 403, not 401
+        robot.list("pods", "default")
+    assert e.value.code == 403 and 'User "system:serviceaccount:default:builder"' in e.value.message
+    body = _status(request("builder", {"expirationSeconds": 60}), 422, "Invalid")
+    assert body["message"] == ('TokenRequest.authentication.k8s.io "builder" is invalid: spec.expirationSeconds: '
+                               'Invalid value: 60: may not specify a duration less than 10 minutes')
+    _status(request("ghost", {}), 404, "NotFound")
+    viewer_headers = {"Authorization": "Bearer " + cluster.credentials.viewer_token}
+    _status(httpx.post(url.format("builder"), verify=ca, headers=viewer_headers, json={"spec": {}}),
+            403, "Forbidden")
+    # the account goes: its tokens stop working
+    admin.delete("serviceaccounts", "builder", "default")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            robot.list("pods", "default")
+        except ApiError as err:
+            if err.code == 401:
+                break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("a deleted account's token still authenticates")
+    robot.close()
+    admin.close()

@@ -9,7 +9,8 @@ set of parts that gives real tools the real answers:
   folder (the cluster's state folder), plus two static tokens: an admin one
   (group system:masters, everything) and a read-only one (the `view` role:
   get, list and watch, no secrets, no exec);
-- ServiceAccount tokens the token controller issues authenticate as
+- ServiceAccount tokens (the token controller's Secrets, and the JWTs a
+  TokenRequest returns — `kubectl create token`) authenticate as
   `system:serviceaccount:<ns>:<name>`; kbox has no RBAC objects, so, as a
   fresh cluster's default ServiceAccount, they may read discovery only;
 - `request_info` splits a request into verb, resource, subresource,
@@ -120,8 +121,20 @@ class Credentials:
         except (OSError, ValueError, KeyError, TypeError):
             admin, viewer = _new_token(), _new_token()
             _write_private(tokens_path, json.dumps({"admin": admin, "viewer": viewer}).encode())
+        if not (d / "sa.key").exists():
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import ec
+            key = ec.generate_private_key(ec.SECP256R1())
+            _write_private(d / "sa.key", key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
         from cryptography.hazmat.primitives import serialization
         return cls(d, admin, viewer, ca_cert.public_bytes(serialization.Encoding.PEM))
+
+    def token_signer(self) -> "TokenSigner":
+        from cryptography.hazmat.primitives import serialization
+        key = serialization.load_pem_private_key((self.directory / "sa.key").read_bytes(), password=None)
+        return TokenSigner(key)
 
 
 def _new_token() -> str:
@@ -199,6 +212,85 @@ def _make_serving(ca_cert: Any, ca_key: Any, now: datetime.datetime) -> tuple[An
     return cert, key
 
 
+# ---- bound ServiceAccount tokens (TokenRequest) --------------------------------------------------
+
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+API_AUDIENCES = (ISSUER,)
+MIN_TOKEN_SECONDS = 600            # kube-apiserver refuses shorter TokenRequests
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64url(text: str) -> bytes:
+    import base64
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenSigner:
+    """Signs and checks the JWTs a TokenRequest returns (ES256, as kube's bound tokens are
+    JWTs signed with the service-account key): sub system:serviceaccount:NS:NAME, the
+    account's uid, audiences and expiry in the claims."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        from cryptography.hazmat.primitives import hashes, serialization
+        der = key.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(der)
+        self.kid = _b64url(digest.finalize())
+
+    def issue(self, namespace: str, name: str, uid: str, *, audiences: list[str], now: float,
+              seconds: int, bound: dict[str, Any] | None = None) -> tuple[str, int]:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+        exp = int(now) + seconds
+        claims: dict[str, Any] = {
+            "aud": audiences, "exp": exp, "iat": int(now), "nbf": int(now), "iss": ISSUER,
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+            "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}}}
+        if bound and bound.get("kind") and bound.get("name"):
+            claims["kubernetes.io"][bound["kind"].lower()] = {"name": bound["name"],
+                                                              "uid": bound.get("uid", "")}
+        head = _b64url(json.dumps({"alg": "ES256", "kid": self.kid}, separators=(",", ":")).encode())
+        body = _b64url(json.dumps(claims, separators=(",", ":")).encode())
+        der = self.key.sign(f"{head}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
+        r, s_ = decode_dss_signature(der)
+        return f"{head}.{body}.{_b64url(r.to_bytes(32, 'big') + s_.to_bytes(32, 'big'))}", exp
+
+    def verify(self, token: str, now: float) -> dict[str, Any] | None:
+        """The claims of a token this signer made that has not expired and is meant for the
+        API (one of API_AUDIENCES); None otherwise."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+        parts = token.split(".")
+        if len(parts) != 3:
+            return None
+        try:
+            sig = _unb64url(parts[2])
+            if len(sig) != 64:
+                return None
+            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+            self.key.public_key().verify(der, f"{parts[0]}.{parts[1]}".encode(), ec.ECDSA(hashes.SHA256()))
+            claims = json.loads(_unb64url(parts[1]))
+        except (InvalidSignature, ValueError, TypeError):
+            return None
+        if not isinstance(claims, dict) or claims.get("iss") != ISSUER:
+            return None
+        if not isinstance(claims.get("exp"), int) or claims["exp"] <= now:
+            return None
+        aud = claims.get("aud") or []
+        if not any(a in API_AUDIENCES for a in (aud if isinstance(aud, list) else [aud])):
+            return None
+        return claims
+
+
 # ---- authentication ---------------------------------------------------------------------------
 
 class Authenticator:
@@ -206,9 +298,17 @@ class Authenticator:
     of the ServiceAccount a token belongs to (the token controller's index), or None."""
 
     def __init__(self, credentials: Credentials,
-                 find_service_account: Callable[[str], tuple[str, str] | None] | None = None) -> None:
+                 find_service_account: Callable[[str], tuple[str, str] | None] | None = None, *,
+                 signer: TokenSigner | None = None,
+                 account_uid: Callable[[str, str], str | None] | None = None,
+                 now: Callable[[], float] | None = None) -> None:
         self.credentials = credentials
         self.find_service_account = find_service_account or (lambda token: None)
+        # bound tokens: valid while unexpired and while their account (same uid) exists
+        self.signer = signer
+        self.account_uid = account_uid or (lambda ns, name: None)
+        import time as _time
+        self.now = now or _time.time
 
     def __call__(self, headers: Mapping[str, str], path: str = "") -> UserInfo | None:
         """None: no credential on a public path (health, version)."""
@@ -226,6 +326,13 @@ class Authenticator:
         if hmac.compare_digest(token, self.credentials.viewer_token):
             return UserInfo(VIEWER_USER, (VIEWERS, AUTHENTICATED))
         found = self.find_service_account(token)
+        if found is None and self.signer is not None and token.count(".") == 2:
+            claims = self.signer.verify(token, self.now())
+            account = ((claims or {}).get("kubernetes.io") or {})
+            sa = account.get("serviceaccount") or {}
+            ns, name = account.get("namespace", ""), sa.get("name", "")
+            if claims and ns and name and self.account_uid(ns, name) == sa.get("uid"):
+                found = (ns, name)
         if found is not None:
             ns, name = found
             return UserInfo(f"system:serviceaccount:{ns}:{name}",
@@ -324,3 +431,38 @@ def authorize(user: UserInfo | None, info: RequestInfo) -> None:
         f'{subject} is forbidden: {who} cannot {info.verb} resource "{info.full_resource}" '
         f'in API group "{info.group}" {where}', name=info.name or None,
         resource=info.resource, group=info.group)
+
+
+def token_request(client: Any, signer: TokenSigner, now: float, namespace: str, name: str,
+                  body: Any) -> dict[str, Any]:
+    """POST serviceaccounts/NAME/token: a TokenRequest answered with a signed token, as
+    kube-apiserver answers `kubectl create token` (default one hour, at least ten minutes)."""
+    from kbox.api.kinds.common import invalid
+    if not isinstance(body, dict):
+        raise errors.bad_request("the body of the request must be a TokenRequest object")
+    sa = client.get("serviceaccounts", name, namespace)          # 404 as kube says it
+    spec = dict(body.get("spec") or {})
+    seconds = spec.get("expirationSeconds")
+    if seconds is None:
+        seconds = 3600
+    causes = []
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        causes.append(invalid("spec.expirationSeconds", seconds, "must be an integer"))
+    elif seconds < MIN_TOKEN_SECONDS:
+        causes.append(invalid("spec.expirationSeconds", seconds,
+                              "may not specify a duration less than 10 minutes"))
+    elif seconds > 1 << 32:
+        causes.append(invalid("spec.expirationSeconds", seconds,
+                              "may not specify a duration larger than 2^32 seconds"))
+    audiences = spec.get("audiences") or list(API_AUDIENCES)
+    if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        causes.append(invalid("spec.audiences", audiences, "must be a list of strings"))
+    if causes:
+        raise errors.invalid("TokenRequest", name, causes, group="authentication.k8s.io")
+    token, exp = signer.issue(namespace, name, sa["metadata"].get("uid", ""), audiences=audiences,
+                              now=now, seconds=seconds, bound=spec.get("boundObjectRef"))
+    from kbox.node.agent import iso_time
+    return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": namespace, "creationTimestamp": iso_time(now)},
+            "spec": {**spec, "audiences": audiences, "expirationSeconds": seconds},
+            "status": {"token": token, "expirationTimestamp": iso_time(exp)}}

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from kbox.api import discovery, errors, fieldvalidation, metrics, tableview
+from kbox.api import discovery, errors, fieldvalidation, metrics, protobuf, tableview
 from kbox.api.discovery import group_list, resource_list
 from kbox.api.errors import ApiError
 from kbox.api.resources import ResourceInfo, find
@@ -227,6 +227,11 @@ class HttpServer:
                 return orjson.loads(data)
             except orjson.JSONDecodeError as e:
                 raise errors.bad_request(f"the body of the request could not be decoded as JSON: {e}")
+        if ctype == protobuf.MEDIA_TYPE:         # kubectl >= 1.32's typed objects
+            try:
+                return protobuf.decode_object(data)
+            except protobuf.ProtobufError as e:
+                raise errors.bad_request(f"the body of the request could not be decoded as protobuf: {e}")
         raise errors.unsupported_media_type(ctype)
 
     async def _handle(self, request: Request) -> Response:
@@ -444,6 +449,13 @@ class HttpServer:
             target = (body.get("target") or {}).get("name") or ""
             out = await self._call(api.bind, name, namespace, target, binding=body)
             return _json(out, 201, pretty)
+        if sub == "token":                        # TokenRequest: `kubectl create token`
+            self._only(method, "POST")
+            handler = self.extra_routes.get("token")
+            if handler is None:
+                raise _not_found()
+            body = await self._body(request)
+            return _json(await self._call(handler, namespace, name, body), 201, pretty)
         if sub == "eviction":
             self._only(method, "POST")
             body = await self._body(request, required=False) or {}
