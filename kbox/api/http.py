@@ -84,6 +84,16 @@ def _warned(resp: Response, warnings: list[str]) -> Response:
     return resp
 
 
+def _field_manager(request: Request) -> str | None:
+    """The request's fieldManager, or as kube-apiserver infers it: the User-Agent up to its
+    first "/" (kubectl/v1.32.0 ... → kubectl). Apply must name one (checked there)."""
+    explicit = request.query_params.get("fieldManager")
+    if explicit:
+        return explicit
+    agent = (request.headers.get("user-agent") or "").split("/", 1)[0].strip()
+    return agent[:128] or None
+
+
 def _bool(v: str | None) -> bool:
     return (v or "").lower() in ("true", "1", "yes")
 
@@ -359,7 +369,7 @@ class HttpServer:
                 raise errors.bad_request("the body of the request must be a JSON or YAML object")
             warnings = fieldvalidation.check(info, body, q, operation="create")
             obj = await self._call(api.create, info, body, namespace, dry_run=self._dry_run(q),
-                                   field_manager=q.get("fieldManager") or None)
+                                   field_manager=_field_manager(request))
             return _warned(_json(obj, 201, pretty), warnings)
         if method == "DELETE" and "deletecollection" in info.verbs:
             opts = await self._delete_options(request)
@@ -398,7 +408,7 @@ class HttpServer:
                     namespace: str | None, name: str, sub: str | None, pretty: bool) -> Response:
         q = request.query_params
         api = self.api
-        manager = q.get("fieldManager") or None
+        manager = _field_manager(request)
         if sub is None or sub == "status":
             if method == "GET":
                 rep = tableview.negotiate(request.headers.get("accept"), item=True)
@@ -430,7 +440,8 @@ class HttpServer:
                 return _json(await self._call(api.get_scale, info, name, namespace), pretty=pretty)
             if method == "PUT":
                 body = await self._body(request)
-                return _json(await self._call(api.update_scale, info, name, body, namespace),
+                return _json(await self._call(api.update_scale, info, name, body, namespace,
+                                              field_manager=manager),
                              pretty=pretty)
             if method == "PATCH":
                 return await self._patch(request, info, namespace, name, sub, pretty)
@@ -498,7 +509,9 @@ class HttpServer:
         if ptype == "apply" and sub is None:
             existed = await self._call(self._exists, info, name, namespace)
         obj = await self._call(self.api.patch, info, name, body, ptype, namespace,
-                               subresource=sub, field_manager=q.get("fieldManager") or None,
+                               subresource=sub,
+                               field_manager=q.get("fieldManager") if ptype == "apply"
+                               else _field_manager(request),
                                force=_bool(q.get("force")), dry_run=self._dry_run(q))
         return _warned(_json(obj, 200 if existed else 201, pretty), warnings)
 

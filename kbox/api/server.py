@@ -354,7 +354,8 @@ class ApiServer:
                            mutate: Callable[[Obj], Obj], *, precondition_rv: str | None = None,
                            subresource: str | None = None, dry_run: bool = False,
                            field_manager: str | None = None, retry: bool = True,
-                           create_if_missing: bool = False, op: str = "Update") -> Obj:
+                           create_if_missing: bool = False, op: str = "Update",
+                           manager_subresource: str | None = None) -> Obj:
         """Read, apply `mutate`, validate and compare-and-swap; retry on races if allowed."""
         strategy = strategy_for(info)
         key = info.key(namespace, name)
@@ -378,7 +379,8 @@ class ApiServer:
             new = self._prepare_update(info, strategy, new, old, subresource)
             if field_manager:
                 _record_manager(new, field_manager, op, self.clock,
-                                subresource=subresource if subresource == "status" else None,
+                                subresource=manager_subresource
+                                or (subresource if subresource == "status" else None),
                                 old=old, info=info)
             if _same(new, old):
                 return old  # a no-op update writes nothing, as in Kubernetes
@@ -466,7 +468,7 @@ class ApiServer:
         info = self.resource(resource)
         ns = self._ns(info, namespace)
         if subresource == "scale":
-            return self._patch_scale(info, ns, name, patch, patch_type)
+            return self._patch_scale(info, ns, name, patch, patch_type, field_manager)
         if patch_type == "apply":
             if not field_manager:
                 raise errors.bad_request("PATCH, application/apply-patch+yaml requests must set a fieldManager")
@@ -615,7 +617,7 @@ class ApiServer:
         return _scale_of(obj)
 
     def update_scale(self, resource: str | ResourceInfo, name: str, scale: Obj,
-                     namespace: str | None = None) -> Obj:
+                     namespace: str | None = None, *, field_manager: str | None = None) -> Obj:
         info = self.resource(resource)
         if "scale" not in info.subresources:
             raise errors.not_found(f"{info.plural}/scale", name, info.group)
@@ -629,8 +631,11 @@ class ApiServer:
         def mutate(cur: Obj) -> Obj:
             cur.setdefault("spec", {})["replicas"] = replicas
             return cur
+        # the writer owns .spec.replicas from now on (managedFields, subresource "scale"), so
+        # a later server-side apply of another count conflicts with it, as in Kubernetes
         obj = self._guaranteed_update(info, self._ns(info, namespace), name, mutate,
-                                      precondition_rv=rv)
+                                      precondition_rv=rv, field_manager=field_manager,
+                                      manager_subresource="scale")
         return _scale_of(obj)
 
     def scale(self, resource: str | ResourceInfo, name: str, replicas: int,
@@ -638,7 +643,7 @@ class ApiServer:
         return self.update_scale(resource, name, {"spec": {"replicas": replicas}}, namespace)
 
     def _patch_scale(self, info: ResourceInfo, ns: str | None, name: str, patch: Any,
-                     patch_type: str) -> Obj:
+                     patch_type: str, field_manager: str | None = None) -> Obj:
         from kbox.api import patch as patching
         cur = self.get_scale(info, name, ns)
         try:
@@ -648,7 +653,7 @@ class ApiServer:
         new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"] \
             if not (isinstance(patch, dict) and (patch.get("metadata") or {}).get("resourceVersion")) \
             else patch["metadata"]["resourceVersion"]
-        return self.update_scale(info, name, new, ns)
+        return self.update_scale(info, name, new, ns, field_manager=field_manager)
 
     def bind(self, name: str, namespace: str | None, node_name: str, *,
              binding: Obj | None = None) -> Obj:
