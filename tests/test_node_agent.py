@@ -584,3 +584,19 @@ def test_pod_cidr_fallback_without_ipam():
         assert env.pod("web")["status"]["phase"] == "Running"
     finally:
         env.close()
+
+
+def test_command_and_args_expand_variables_from_the_environment(env):
+    c = {"name": "web", "image": "nginx:1.27",
+         "command": ["sh", "-c", "echo $(GREETING) $$(GREETING)"],
+         "args": ["$(NODE)-$(MISSING)", "$(POD_IP"],
+         "env": [{"name": "GREETING", "value": "hello"},
+                 {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]}
+    env.create_pod("vars", containers=[c])
+    env.advance_to(0.5)
+    agent = env.pool.agents["node1"]
+    rec = agent.records["default/vars"]
+    sim = agent.runtime._get(rec.containers["web"].id)
+    # defined variables are replaced, $$ escapes, undefined and unclosed ones stay as written
+    assert sim.command == ["sh", "-c", "echo hello $(GREETING)", "node1-$(MISSING)", "$(POD_IP"]
+    assert env.pod("vars")["spec"]["containers"][0]["command"][2] == "echo $(GREETING) $$(GREETING)"

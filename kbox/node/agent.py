@@ -776,7 +776,8 @@ class NodeAgent:
                 self.event(pod, "Warning", "InvalidEnvironmentVariableNames", w)
             attempt = cr.restart_count + 1 if cr.created_any else 0
             try:
-                cid = self.runtime.create_container(rec.sandbox_id or "", c, pod, env, attempt=attempt)
+                cid = self.runtime.create_container(rec.sandbox_id or "", _expanded(c, env), pod, env,
+                                                    attempt=attempt)
             except RuntimeUnavailable:
                 raise
             except RuntimeError_ as e:
@@ -1307,6 +1308,20 @@ class NodeAgent:
                 pods.append({"namespace": ns, "name": name, "containers": cs})
         cpu, mem = self.runtime.node_stats()
         return {"node": {"cpu_nanocores": cpu, "memory_bytes": mem}, "pods": pods}
+
+
+def _expanded(c: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """The container with `$(VAR)` in its command and args replaced from its environment, as
+    the kubelet does (`$$` escapes; an undefined variable stays as written)."""
+    if not any("$" in x for key in ("command", "args") for x in c.get(key) or []):
+        return c
+    from kbox.node.envvars import expand, mapping_for
+    look = mapping_for(env)
+    out = dict(c)
+    for key in ("command", "args"):
+        if c.get(key):
+            out[key] = [expand(str(x), look) for x in c[key]]
+    return out
 
 
 def _transitional(status: dict[str, Any]) -> bool:
