@@ -24,25 +24,15 @@ from kbox.api.protobuf import ProtobufError, decode_object
 
 # ---- a tiny encoder for the tests ------------------------------------------------------------
 
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+varint = protobuf.encode_varint
 
 
 def field(number: int, value: int | bytes | str, wire: int | None = None) -> bytes:
     if isinstance(value, str):
         value = value.encode()
     if isinstance(value, bytes):
-        return varint(number << 3 | 2) + varint(len(value)) + value
-    return varint(number << 3 | (wire or 0)) + varint(value)
+        return protobuf.encode_bytes_field(number, value)
+    return protobuf.encode_varint_field(number, value)
 
 
 def envelope(api_version: str, kind: str, raw: bytes) -> bytes:

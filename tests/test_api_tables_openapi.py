@@ -224,31 +224,8 @@ def test_v2_document():
 
 def _pb_fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
     """Decode one protobuf message level: (field, wire type, payload)."""
-    out, i = [], 0
-    while i < len(data):
-        key, i = _uvarint(data, i)
-        field, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = _uvarint(data, i)
-            out.append((field, wt, v))
-        elif wt == 2:
-            n, i = _uvarint(data, i)
-            out.append((field, wt, data[i:i + n]))
-            i += n
-        else:
-            raise AssertionError(f"unexpected wire type {wt}")
-    return out
-
-
-def _uvarint(b: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        c = b[i]
-        i += 1
-        result |= (c & 0x7F) << shift
-        if not c & 0x80:
-            return result, i
-        shift += 7
+    from kbox.api.protobuf import read_fields
+    return read_fields(data)
 
 
 def test_v2_protobuf_is_a_gnostic_document():

@@ -39,7 +39,7 @@ from typing import Any
 import orjson
 import yaml
 
-from kbox.api import errors, schema
+from kbox.api import errors, protobuf, schema
 from kbox.api.resources import RESOURCES, ResourceInfo
 from kbox.api.version import KUBERNETES_VERSION
 
@@ -355,21 +355,8 @@ def v3_document(group: str, version: str) -> dict[str, Any] | None:
 # ---- protobuf (gnostic openapi.v2.Document) ------------------------------------------------
 # Field numbers of github.com/google/gnostic's OpenAPIv2.proto; only what kbox's document uses.
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _ld(field: int, payload: bytes) -> bytes:
-    """A length-delimited field (string, bytes, embedded message)."""
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+_varint = protobuf.encode_varint
+_ld = protobuf.encode_bytes_field          # a length-delimited field (string, bytes, message)
 
 
 def _str(field: int, s: str) -> bytes:

@@ -88,6 +88,35 @@ def decode_object(body: bytes) -> dict[str, Any]:
 
 # ---- the wire format ---------------------------------------------------------------------------
 
+def encode_varint(n: int) -> bytes:
+    """A base-128 varint (negative numbers as their 64-bit two's complement, as Go writes)."""
+    n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def encode_bytes_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field: a string, bytes, an embedded message or a map entry."""
+    return encode_varint(number << 3 | _BYTES) + encode_varint(len(payload)) + payload
+
+
+def encode_varint_field(number: int, value: int) -> bytes:
+    return encode_varint(number << 3 | _VARINT) + encode_varint(value)
+
+
+def read_fields(data: bytes) -> list[tuple[int, int, Any]]:
+    """One message level: (field number, wire type, value): an int for a varint, bytes
+    otherwise."""
+    return [(n, w, v if isinstance(v, int) else bytes(v)) for n, w, v in _fields(memoryview(data))]
+
+
 def _varint(buf: memoryview, i: int) -> tuple[int, int]:
     result = shift = 0
     while True:
