@@ -12,6 +12,7 @@ import pytest
 
 from kbox.cluster import Cluster
 from kbox.config import ClusterConfig
+from waiting import wait_for
 
 
 def deployment(name="web", replicas=3, image="busybox:1.36", annotations=None):
@@ -22,17 +23,6 @@ def deployment(name="web", replicas=3, image="busybox:1.36", annotations=None):
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": tmpl_meta,
                                   "spec": {"containers": [{"name": "app", "image": image}]}}}}
-
-
-def wait_for(fn, timeout=15.0, every=0.05):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")

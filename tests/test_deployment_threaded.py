@@ -18,18 +18,9 @@ from kbox.controllers.deployment import DeploymentController
 from kbox.controllers.informer import InformerFactory
 from kbox.controllers.replicaset import ReplicaSetController
 from kbox.store.memory import MemoryStore
+from waiting import wait_for
 
 NS = "default"
-
-
-def wait_for(fn, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = fn()
-        if out:
-            return out
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def test_rollout_converges_with_threads():

@@ -15,6 +15,7 @@ import pytest
 
 from kbox.cluster import Cluster
 from kbox.config import ClusterConfig
+from waiting import wait_for as _wait
 
 pytestmark = pytest.mark.docker
 
@@ -40,17 +41,6 @@ def _web(replicas: int = 2) -> dict:
                          "env": [{"name": "GREETING", "value": "hello"}],
                          "readinessProbe": {"httpGet": {"path": "/", "port": 8080},
                                             "periodSeconds": 1}}]}}}}
-
-
-def _wait(fn, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 def _ready_pods(cluster: Cluster, app: str = "web") -> list[dict]:

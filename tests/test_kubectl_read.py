@@ -22,6 +22,7 @@ import yaml
 from kube_env import KUBECTL_VERSIONS, boot, versions
 
 from kbox.api.resources import lookup
+from waiting import wait_for
 
 pytestmark = pytest.mark.kubectl
 
@@ -97,17 +98,6 @@ def split(line: str) -> list[str]:
 
 def norm(line: str) -> str:
     return " ".join(line.split())
-
-
-def wait_for(fn, timeout=30.0, every=0.1):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met in {timeout}s (last: {last!r})")
 
 
 @pytest.fixture(scope="module")

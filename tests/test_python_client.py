@@ -23,6 +23,7 @@ k8s = pytest.importorskip("kubernetes")
 from kubernetes import client as kc  # noqa: E402
 from kubernetes import config as kconfig  # noqa: E402
 from kubernetes import watch  # noqa: E402
+from waiting import wait_for as _until
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +48,6 @@ def api(cluster, tmp_path_factory):
     a = _api(cluster, tmp_path_factory)
     yield a
     a.close()
-
-
-def _until(fn, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_pods_crud_with_selectors_and_logs(api):
