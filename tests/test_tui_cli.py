@@ -31,7 +31,7 @@ def _kbox(env, *argv, timeout=60):
 
 @pytest.fixture
 def env(tmp_path):
-    e = {**os.environ, "KBOX_HOME": str(tmp_path / "home")}
+    e = {**os.environ, "KBOX_HOME": str(tmp_path / "home"), "KUBECONFIG": str(tmp_path / "kubeconfig")}
     e.pop("KBOX_CLUSTER", None)
     return e
 
@@ -144,3 +144,64 @@ def test_ui_attaches_to_a_running_cluster(env, monkeypatch, capsys):
         client.close()
     finally:
         assert _kbox(env, "down", "--name", name).returncode == 0
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses a Linux pseudo-terminal")
+def test_up_on_a_terminal_opens_the_dashboard_and_q_stops_the_cluster(env):
+    """`kbox up` in a pseudo-terminal: the dashboard draws (nothing else is printed while it
+    runs), a command typed at the prompt runs, `q` quits and the cluster stops."""
+    import fcntl
+    import json
+    import pty
+    import re
+    import select
+    import struct
+    import termios
+    from pathlib import Path
+    name = f"tui-{uuid.uuid4().hex[:6]}"
+    pid, fd = pty.fork()
+    if pid == 0:     # the child: kbox up on the terminal
+        os.environ.update(env, TERM="xterm-256color")
+        os.execv(sys.executable, [sys.executable, "-m", "kbox", "up", "--runtime", "sim", "--name", name,
+                                  "--nodes", "2"])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    screen = b""
+
+    def pump(seconds):
+        nonlocal screen
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    screen += os.read(fd, 1 << 16)
+                except OSError:
+                    return
+
+    state = Path(env["KBOX_HOME"]) / "clusters" / name / "state.json"
+    status = None
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (state.exists() and json.loads(state.read_text() or "{}").get("ready")):
+            pump(0.1)
+        pump(1.0)
+        os.write(fd, b":get nodes -o name\r")
+        pump(1.5)
+        text = re.sub(rb"\x1b\[[0-9;?<>=]*[A-Za-z~]", b"", screen).decode("utf-8", "replace")
+        assert "health ok" in text and f"{name}-worker2" in text and "activity" in text
+        assert f"node/{name}-worker" in text                  # the command's output pane
+        assert f'Cluster "{name}" is up' not in text           # no headless chatter on stdout
+        os.write(fd, b"q")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pump(0.1)
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        assert status == 0
+        assert not state.exists()
+    finally:
+        if status is None:
+            os.kill(pid, 15)
+            os.waitpid(pid, 0)
+        os.close(fd)

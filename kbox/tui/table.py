@@ -203,11 +203,15 @@ class ResourceTable(ScrollView, can_focus=True):
         """A keyed diff: upsert these rows, remove those keys. Returns how many rows changed,
         and repaints only when one did."""
         before = len(self._order)
+        had_cursor = self.cursor_key is not None
         changed = 0
         for key in removes:
             changed += self.remove(key)
         for key, sort_key, cells in upserts:
             changed += self.upsert(key, sort_key, cells)
+        if not had_cursor and self._order and self.cursor_key != self._order[0][1]:
+            self.cursor_key = None           # a first fill: the cursor starts on the first row
+            self._move_to_index(0)
         if changed:
             if len(self._order) != before:
                 self._resize_virtual()
