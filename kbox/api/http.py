@@ -6,7 +6,8 @@ cluster: discovery (/api, /apis, APIResourceLists), collections and items of
 every resource (list, watch, create, get, update, patch, delete,
 deletecollection), the subresources (status, scale, binding, eviction, log,
 finalize), metrics.k8s.io, and kbox's own /kbox/v1 routes (node actions,
-status, exec as JSON until the WebSocket exec protocol arrives).
+status, exec as JSON for kbox's own client); pods/exec and pods/attach upgrade
+to WebSocket as kubectl asks (kbox.api.streams).
 
 It is Starlette on uvicorn, in a background thread with its own event loop.
 Every ApiServer call blocks (store locks, condition waits), so each runs in
@@ -33,7 +34,8 @@ import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from kbox.api import discovery, errors, fieldvalidation, metrics, protobuf, tableview
 from kbox.api.discovery import group_list, resource_list
@@ -138,7 +140,9 @@ class HttpServer:
         self._stopping = False
         # watches wait in worker threads of their own, so they never starve requests
         self._watch_limiter: anyio.CapacityLimiter | None = None
-        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=METHODS)])
+        # exec and attach upgrade to WebSocket (kbox.api.streams); everything else is HTTP
+        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=METHODS),
+                                     WebSocketRoute("/{path:path}", self._websocket)])
 
     # ---- lifecycle --------------------------------------------------------
     @property
@@ -243,6 +247,10 @@ class HttpServer:
             except protobuf.ProtobufError as e:
                 raise errors.bad_request(f"the body of the request could not be decoded as protobuf: {e}")
         raise errors.unsupported_media_type(ctype)
+
+    async def _websocket(self, websocket: WebSocket) -> None:
+        from kbox.api import streams
+        await streams.serve_websocket(self, websocket)
 
     async def _handle(self, request: Request) -> Response:
         try:
@@ -479,7 +487,8 @@ class HttpServer:
             self._only(method, "GET")
             return await self._logs(request, namespace, name)
         if sub in ("exec", "attach", "portforward"):
-            raise errors.bad_request("Upgrade request required")
+            from kbox.api import streams     # WebSocket upgrades go to _websocket
+            return await streams.refuse_http(self, request, namespace, name, sub)
         raise _not_found()
 
     @staticmethod

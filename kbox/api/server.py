@@ -52,6 +52,10 @@ class NodeEndpoint(Protocol):
     def exec(self, pod: Obj, container: str, command: list[str], *,
              stdin: bytes | None, tty: bool) -> tuple[int, bytes, bytes]: ...
 
+    # optional (an endpoint without them gets a one-shot exec behind the stream):
+    # exec_stream(pod, container, command, *, stdin: bool, tty: bool) -> ExecSession
+    # attach(pod, container, *, stdin: bool, tty: bool) -> ExecSession
+
 
 Admission = Callable[[str, ResourceInfo, Obj, "Obj | None"], None]
 """An admission plugin: (operation CREATE/UPDATE/DELETE, resource, object, old object).
@@ -747,6 +751,32 @@ class ApiServer:
     def exec(self, name: str, namespace: str | None, command: list[str], *,
              container: str | None = None, stdin: bytes | None = None,
              tty: bool = False) -> tuple[int, bytes, bytes]:
+        pod, ep, c = self._exec_target(name, namespace, container)
+        return ep.exec(pod, c, command, stdin=stdin, tty=tty)
+
+    def exec_stream(self, name: str, namespace: str | None, command: list[str], *,
+                    container: str | None = None, stdin: bool = False, tty: bool = False):
+        """A streaming exec (kbox.runtime.ExecSession) for pods/exec over WebSocket."""
+        from kbox.runtime import BufferedExecSession
+        pod, ep, c = self._exec_target(name, namespace, container)
+        stream = getattr(ep, "exec_stream", None)
+        if stream is not None:
+            return stream(pod, c, command, stdin=stdin, tty=tty)
+        return BufferedExecSession(lambda data: ep.exec(pod, c, command, stdin=data, tty=tty),
+                                   stdin=stdin, tty=tty)
+
+    def attach(self, name: str, namespace: str | None, *, container: str | None = None,
+               stdin: bool = False, tty: bool = False):
+        """pods/attach: a session that follows the container's output (ExecSession)."""
+        pod, ep, c = self._exec_target(name, namespace, container)
+        if not hasattr(ep, "attach"):
+            raise errors.bad_request(f"node {pod['spec'].get('nodeName')} does not support attach")
+        return ep.attach(pod, c, stdin=stdin, tty=tty)
+
+    def _exec_target(self, name: str, namespace: str | None,
+                     container: str | None) -> tuple[Obj, NodeEndpoint, str]:
+        """What exec and attach check before they reach the node (kube-apiserver's order:
+        the pod, its container, a running phase)."""
         pod, ep = self._node_for(name, namespace)
         c = self._container(pod, container)
         if (pod.get("status") or {}).get("phase") != "Running":
@@ -754,7 +784,7 @@ class ApiServer:
                 f"cannot exec into a container in a completed pod; current phase is "
                 f"{(pod.get('status') or {}).get('phase')}" if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
                 else f"unable to upgrade connection: container not found (\"{c}\")")
-        return ep.exec(pod, c, command, stdin=stdin, tty=tty)
+        return pod, ep, c
 
 
 # ---- module helpers ---------------------------------------------------------

@@ -42,8 +42,8 @@ from kbox.clock import Clock, iso_micro
 from kbox.clock import iso_time as _iso_time
 from kbox.controllers.events import EventRecorder
 from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
-                          ImagePullError, PodSandboxStatus, Runtime, RuntimeError_,
-                          RuntimeUnavailable)
+                          ExecSession, ImagePullError, LinesSession, PodSandboxStatus, Runtime,
+                          RuntimeError_, RuntimeUnavailable)
 
 log = logging.getLogger(__name__)
 
@@ -1286,6 +1286,24 @@ class NodeAgent:
         except ContainerNotFound:
             raise errors.bad_request(f'container "{container}" in pod "{pod["metadata"]["name"]}" '
                                      "is not running")
+
+    def exec_stream(self, pod: dict[str, Any], container: str, command: list[str], *,
+                    stdin: bool = False, tty: bool = False) -> ExecSession:
+        """A streaming exec (kubectl exec over WebSocket): see Runtime.exec_stream."""
+        cid = self._container_id(pod, container, False, "exec")
+        try:
+            return self.runtime.exec_stream(cid, command, stdin=stdin, tty=tty)
+        except ContainerNotFound:
+            raise errors.bad_request(f'container "{container}" in pod "{pod["metadata"]["name"]}" '
+                                     "is not running")
+
+    def attach(self, pod: dict[str, Any], container: str, *, stdin: bool = False,
+               tty: bool = False) -> ExecSession:
+        """kubectl attach: the container's output from now on, until it exits (its stdin
+        is not wired: kbox starts containers without an open stdin)."""
+        stop = threading.Event()
+        lines = self.logs(pod, container, follow=True, tail_lines=0, stop=stop)
+        return LinesSession(lines, stop)
 
     def stats(self) -> dict[str, Any]:
         """Resource usage for metrics.k8s.io (`kubectl top`)."""

@@ -10,6 +10,12 @@ is doing *now* by the runtime's clock, and `next_change()` says when that
 answer may change by itself, so the agent can set a timer on the clock
 instead of polling.
 
+Exec streams: `exec_stream` starts a command and hands back an `ExecSession`
+(stdin in, stdout/stderr chunks out, then the exit code), the shape of the
+CRI's streaming Exec that kubectl's WebSocket exec needs. A runtime whose exec
+is a single call (the sim) gets `BufferedExecSession`, which gathers stdin
+until it is closed, runs `exec_sync` once and hands its output back as chunks.
+
 Probes go through the runtime (`probe_exec`, `probe_http`, `probe_tcp`) so a
 real runtime can run them from inside the node's network; `kind`
 ("liveness", "readiness", "startup") is a hint a real runtime ignores and
@@ -18,8 +24,9 @@ the sim uses to pick the outcome its pod annotations ask for.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 class RuntimeError_(Exception):
@@ -37,6 +44,117 @@ class ContainerNotFound(RuntimeError_):
 class RuntimeUnavailable(RuntimeError_):
     """The runtime (the node's engine) does not answer."""
 
+
+class ExecStartError(RuntimeError_):
+    """An exec could not start its process (e.g. no such executable); the message is the
+    runtime's, as the CRI reports it (kubectl shows it as an InternalError)."""
+
+
+STDOUT, STDERR = 1, 2       # the stream of an output chunk (also the exec channel numbers)
+
+
+class ExecSession:
+    """A running exec (interface). Blocking calls: the API server runs them in worker
+    threads. `read` and `write_stdin` may be called from two threads at once."""
+
+    def write_stdin(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close_stdin(self) -> None:
+        raise NotImplementedError
+
+    def resize(self, width: int, height: int) -> None:
+        """The terminal's size changed (tty sessions; best effort)."""
+
+    def read(self) -> tuple[int, bytes] | None:
+        """The next output chunk as (STDOUT or STDERR, bytes); None once the output ended.
+        Raises ExecStartError when the process could not start."""
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit code (after `read` gave None)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """The client went away: release everything; a blocked `read` returns None."""
+
+
+class BufferedExecSession(ExecSession):
+    """An ExecSession over a one-shot exec: `run(stdin bytes or None)` gives
+    (exit code, stdout, stderr). With stdin, it runs once stdin is closed; with a tty,
+    stderr is merged into stdout (a terminal has one output)."""
+
+    def __init__(self, run: Callable[[bytes | None], tuple[int, bytes, bytes]], *,
+                 stdin: bool = False, tty: bool = False) -> None:
+        self._run = run
+        self._stdin = bytearray() if stdin else None
+        self._tty = tty
+        self._stdin_closed = threading.Event()
+        self._closed = False
+        self._chunks: list[tuple[int, bytes]] | None = None
+        self._code: int | None = None
+
+    def write_stdin(self, data: bytes) -> None:
+        if self._stdin is not None and not self._stdin_closed.is_set():
+            self._stdin.extend(data)
+
+    def close_stdin(self) -> None:
+        self._stdin_closed.set()
+
+    def read(self) -> tuple[int, bytes] | None:
+        if self._chunks is None:
+            if self._stdin is not None:
+                while not self._stdin_closed.wait(0.2):
+                    if self._closed:
+                        return None
+            if self._closed:
+                return None
+            code, out, err = self._run(bytes(self._stdin) if self._stdin is not None else None)
+            self._code = code
+            if self._tty:
+                out, err = out + err, b""
+            self._chunks = [(s, d) for s, d in ((STDOUT, out), (STDERR, err)) if d]
+        return self._chunks.pop(0) if self._chunks else None
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self._code if self._code is not None else -1
+
+    def close(self) -> None:
+        self._closed = True
+        self._stdin_closed.set()
+
+
+class LinesSession(ExecSession):
+    """Output only: the lines of an iterator on stdout (attach follows a container's
+    output this way); `stop` is set on close so a following reader ends."""
+
+    def __init__(self, lines: Iterator[str], stop: threading.Event) -> None:
+        self._lines = lines
+        self._stop = stop
+
+    def write_stdin(self, data: bytes) -> None:
+        pass
+
+    def close_stdin(self) -> None:
+        pass
+
+    def read(self) -> tuple[int, bytes] | None:
+        if self._stop.is_set():
+            return None
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            return None
+        return STDOUT, line.encode() if isinstance(line, str) else line
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._stop.set()
+
+
+EXEC_STREAM_TIMEOUT = 3600.0      # a one-shot exec behind a stream: as long as a session may be
 
 # container states, as CRI names them (lower case here)
 CREATED, RUNNING, EXITED = "created", "running", "exited"
@@ -141,6 +259,14 @@ class Runtime:
     def exec_sync(self, container_id: str, cmd: list[str], stdin: bytes | None = None,
                   timeout: float = 10) -> tuple[int, bytes, bytes]:
         raise NotImplementedError
+
+    def exec_stream(self, container_id: str, cmd: list[str], *, stdin: bool = False,
+                    tty: bool = False) -> ExecSession:
+        """Start `cmd` in the container, streaming (kubectl exec). Raises ContainerNotFound
+        when the container is not running. The default adapts `exec_sync`."""
+        return BufferedExecSession(
+            lambda data: self.exec_sync(container_id, cmd, data, timeout=EXEC_STREAM_TIMEOUT),
+            stdin=stdin, tty=tty)
 
     # ---- probes (a real runtime runs them from inside the node)
     def probe_exec(self, container_id: str, cmd: list[str], timeout: float, *,

@@ -15,7 +15,11 @@ The CRI's shape over the Docker API, as the kubelet's dockershim did it:
   checks the image first, and an offline `pull_image` of an absent image fails at once
   saying how to load it (`kbox load image NAME`);
 - probes run inside the node: exec probes in the container, HTTP and TCP probes with
-  busybox `wget` / `nc` from the pod's sandbox against the pod IP.
+  busybox `wget` / `nc` from the pod's sandbox against the pod IP;
+- `exec_stream` (kubectl exec) is a `docker exec` whose attached socket is read and
+  written as the client sends and reads: docker's 8-byte stream headers split stdout
+  from stderr (a tty exec is one raw stream), and an executable that is not there is
+  reported as the CRI reports it (ExecStartError), not as the command's output.
 
 States are read from the engine on each call (`next_change` is None): the agent looks
 again every syncFrequency (`needs_polling`).
@@ -37,9 +41,10 @@ from datetime import datetime
 from typing import Any, Iterator
 
 from kbox.runtime.images import POD_RUNTIME
-from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
-                          ImagePullError, PodSandboxStatus, PulledImage, Runtime,
-                          RuntimeError_, RuntimeUnavailable)
+from kbox.runtime import (CREATED, EXITED, RUNNING, STDERR, STDOUT, ContainerNotFound,
+                          ContainerStatus, ExecSession, ExecStartError, ImagePullError,
+                          PodSandboxStatus, PulledImage, Runtime, RuntimeError_,
+                          RuntimeUnavailable)
 
 log = logging.getLogger(__name__)
 
@@ -744,6 +749,24 @@ class DockerRuntime(Runtime):
                 time.sleep(0.01)
         return int(info.get("ExitCode") or 0), bytes(out), bytes(err)
 
+    def exec_stream(self, container_id: str, cmd: list[str], *, stdin: bool = False,
+                    tty: bool = False) -> ExecSession:
+        import docker.errors
+        if not cmd:
+            raise ExecStartError("no command given")
+        with self._errors("exec"):
+            try:
+                eid = self.api.exec_create(container_id, cmd, stdout=True, stderr=True,
+                                           stdin=stdin, tty=tty)["Id"]
+            except docker.errors.NotFound as e:
+                raise ContainerNotFound(_explain(e)) from None
+            except docker.errors.APIError as e:
+                if e.status_code == 409:        # not running
+                    raise ContainerNotFound(f"container {container_id} is not running") from None
+                raise
+            sock = self.api.exec_start(eid, socket=True, tty=tty)
+        return _DockerExecSession(self, eid, sock, tty)
+
     # ---- probes ----------------------------------------------------------------------
     def probe_exec(self, container_id: str, cmd: list[str], timeout: float, *,
                    kind: str = "") -> tuple[bool, str]:
@@ -939,6 +962,110 @@ class DockerRuntime(Runtime):
 
 
 # ---- helpers --------------------------------------------------------------------------
+
+# what the engine writes on the exec stream when runc could not start the process
+_OCI_START_FAILED = b"OCI runtime exec failed"
+
+
+class _DockerExecSession(ExecSession):
+    """A `docker exec` attached over its hijacked socket (see DockerRuntime.exec_stream)."""
+
+    def __init__(self, runtime: "DockerRuntime", exec_id: str, sock: Any, tty: bool) -> None:
+        self._rt = runtime
+        self._id = exec_id
+        self._sock = sock
+        self._raw = getattr(sock, "_sock", sock)
+        self._tty = tty
+        self._pending = b""
+        self._first = True
+        self._closed = False
+        self._raw.settimeout(None)
+
+    def write_stdin(self, data: bytes) -> None:
+        try:
+            self._raw.sendall(data)
+        except OSError:
+            pass                                  # the process is gone: its output says so
+
+    def close_stdin(self) -> None:
+        try:
+            self._raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def resize(self, width: int, height: int) -> None:
+        if self._tty and width > 0 and height > 0:
+            try:
+                self._rt.api.exec_resize(self._id, height=height, width=width)
+            except Exception as e:                # best effort, as a terminal resize is
+                log.debug("exec resize: %s", e)
+
+    def _recv(self) -> bytes:
+        try:
+            return self._raw.recv(65536)
+        except OSError:
+            if self._closed:
+                return b""
+            raise RuntimeUnavailable(f"exec on node {self._rt.node_name}: the engine "
+                                     "closed the stream") from None
+
+    def _chunk(self) -> tuple[int, bytes] | None:
+        if self._tty:
+            data = self._recv()
+            return (STDOUT, data) if data else None
+        while True:
+            if len(self._pending) >= 8:
+                kind, size = self._pending[0], struct.unpack(">I", self._pending[4:8])[0]
+                if len(self._pending) >= 8 + size:
+                    data = self._pending[8: 8 + size]
+                    self._pending = self._pending[8 + size:]
+                    if data:
+                        return (STDERR if kind == _STDERR else STDOUT), data
+                    continue
+            data = self._recv()
+            if not data:
+                return None
+            self._pending += data
+
+    def read(self) -> tuple[int, bytes] | None:
+        if self._closed:
+            return None
+        got = self._chunk()
+        if self._first and got is not None:
+            self._first = False
+            if got[1].startswith(_OCI_START_FAILED):
+                # runc could not start the process: the CRI reports this as an error of the
+                # exec itself, not as output (containerd: "failed to start exec")
+                text = got[1]
+                while (more := self._chunk()) is not None:
+                    text += more[1]
+                if self.wait() in (126, 127):
+                    raise ExecStartError(
+                        f'failed to exec in container: failed to start exec "{self._id[:12]}": '
+                        + text.decode(errors="replace").strip())
+                return STDOUT, text
+        return got
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = time.monotonic() + (timeout if timeout is not None else 10.0)
+        info: dict[str, Any] = {}
+        with self._rt._errors("exec inspect"):
+            while True:
+                info = self._rt.api.exec_inspect(self._id)
+                if not info.get("Running") and info.get("ExitCode") is not None:
+                    return int(info["ExitCode"])
+                if time.monotonic() > deadline:
+                    return int(info.get("ExitCode") or 0)
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        self._closed = True
+        for close in (lambda: self._raw.shutdown(socket.SHUT_RDWR), self._raw.close, self._sock.close):
+            try:
+                close()
+            except Exception:
+                pass
+
 
 def _explain(e: Exception) -> str:
     text = getattr(e, "explanation", None)

@@ -24,8 +24,11 @@ access-log line for web servers), an exit line with the code. Each container
 instance keeps its own lines, so `logs --previous` shows the last dead one.
 
 exec knows a few commands (echo, hostname, cat /etc/hostname, env, true,
-false, sh -c "exit N", ls, cat with stdin); anything else answers 127 on
-stderr as sh would.
+false, sh -c "exit N", ls, cat with stdin; `sh -c "a; b && c"` runs them in
+turn); anything else answers 127 on
+stderr as sh would. A streaming exec (`exec_stream`, kubectl exec) of an
+unknown program fails to start, as containerd reports an executable that is
+not in $PATH.
 """
 
 from __future__ import annotations
@@ -39,12 +42,15 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from kbox.clock import Clock, iso_micro
-from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
-                          ImagePullError, PodSandboxStatus, PulledImage, Runtime,
-                          RuntimeUnavailable)
+from kbox.runtime import (CREATED, EXITED, RUNNING, BufferedExecSession, ContainerNotFound,
+                          ContainerStatus, ExecSession, ExecStartError, ImagePullError,
+                          PodSandboxStatus, PulledImage, Runtime, RuntimeUnavailable)
 
 ANN = "kbox.io/sim-"
 LOG_PERIOD = 5.0
+# the programs sim exec answers (anything else is not in the container's $PATH)
+EXEC_PROGRAMS = frozenset({"sh", "bash", "ash", "echo", "hostname", "cat", "env", "printenv",
+                           "true", "false", "ls"})
 
 
 def sim_setting(pod: dict[str, Any], container: str, key: str) -> str | None:
@@ -387,6 +393,8 @@ class SimRuntime(Runtime):
         pod_name = (c.pod.get("metadata") or {}).get("name", "")
         if prog in ("sh", "bash", "ash") and args[:1] == ["-c"] and len(args) > 1:
             script = args[1].strip()
+            if ";" in script or "&&" in script:
+                return self._sim_script(container_id, script, stdin, timeout)
             if script.startswith("exit"):
                 parts = script.split()
                 try:
@@ -420,6 +428,51 @@ class SimRuntime(Runtime):
         if prog == "cat" and not args:
             return 0, stdin or b"", b""
         return 127, b"", f"sh: {cmd[0]}: not found\n".encode()
+
+    def _sim_script(self, container_id: str, script: str, stdin: bytes | None,
+                    timeout: float) -> tuple[int, bytes, bytes]:
+        """`a; b && c`: the commands in turn (&& stops at a failure), `exit N` ends it."""
+        lex = shlex.shlex(script, posix=True, punctuation_chars=";&|")
+        lex.whitespace_split = True
+        try:
+            tokens = list(lex)
+        except ValueError:
+            return 2, b"", b"sh: syntax error: unterminated quoted string\n"
+        steps: list[tuple[str, list[str]]] = [(";", [])]
+        for t in tokens:
+            if t in (";", "&&"):
+                steps.append((t, []))
+            else:
+                steps[-1][1].append(t)
+        code, out, err = 0, b"", b""
+        for sep, words in steps:
+            if not words or (sep == "&&" and code != 0):
+                continue
+            if words[0] == "exit":
+                try:
+                    return (int(words[1]) if len(words) > 1 else code) & 0xFF, out, err
+                except ValueError:
+                    return 2, out, err + f"sh: exit: Illegal number: {words[1]}\n".encode()
+            code, o, e = self.exec_sync(container_id, words, stdin, timeout)
+            out, err = out + o, err + e
+        return code, out, err
+
+    def exec_stream(self, container_id: str, cmd: list[str], *, stdin: bool = False,
+                    tty: bool = False) -> ExecSession:
+        self._check()
+        c = self._get(container_id)
+        if self._status(c, self.clock.now()).state != RUNNING:
+            raise ContainerNotFound(f"container {container_id} is not running")
+
+        def run(data: bytes | None) -> tuple[int, bytes, bytes]:
+            prog = cmd[0].rsplit("/", 1)[-1] if cmd else ""
+            if prog not in EXEC_PROGRAMS:
+                raise ExecStartError(
+                    f'failed to exec in container: failed to start exec "{container_id[:12]}": '
+                    "OCI runtime exec failed: exec failed: unable to start container process: "
+                    f'exec: "{cmd[0] if cmd else ""}": executable file not found in $PATH: unknown')
+            return self.exec_sync(container_id, cmd, data)
+        return BufferedExecSession(run, stdin=stdin, tty=tty)
 
     # ---- stats -------------------------------------------------------------------
     def container_stats(self, container_id: str) -> tuple[int, int]:
