@@ -128,6 +128,7 @@ class ResourceView(Vertical):
         self.title = Static("", id="view-title", markup=False)
         self._kinds: dict[str, ViewSpec] = {}         # row key -> spec (the tree mixes kinds)
         self._tree = TreeIndex()
+        self._tree_rs: dict[str, tuple] = {}          # replicaset uid -> its tree sort key
 
     def compose(self) -> ComposeResult:
         yield self.title
@@ -287,7 +288,7 @@ class ResourceView(Vertical):
         for uid in changed:
             p = feed.get(uid)
             owner = owner_uid(p) if p is not None else None
-            rskey = getattr(self, "_tree_rs", {}).get(owner or "")
+            rskey = self._tree_rs.get(owner or "")
             if p is None or rskey is None:
                 gone.append(uid)
                 self._tree.set_pod(uid, None)

@@ -8,8 +8,6 @@ through `ConfirmScreen`, as k9s confirms its dangerous actions.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding

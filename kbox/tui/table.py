@@ -15,7 +15,7 @@ touching rows) and `Bar(fraction, label, role)`.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -398,5 +398,3 @@ class ResourceTable(ScrollView, can_focus=True):
         total = sum(self._widths) + max(0, len(self._widths) - 1)
         return Strip(segs, total).crop_extend(scroll_x, scroll_x + width, base)
 
-
-RowFn = Callable[[Any], Row]
