@@ -40,6 +40,8 @@ class Cluster:
         store_opts = {"history_limit": 10000} if self.config.store == "memory" else {}
         self.store = store or open_store(self.config.store, data_dir=self.config.data_dir,
                                          clock=self.clock, **store_opts)
+        from kbox.api.server import seed_from
+        self._scheduler_seed = seed_from(self.rng, "scheduler")
         self.api = ApiServer(self.store, self.clock, rng=self.rng,
                              event_ttl_seconds=self.config.event_ttl_seconds)
         self.client = InProcessClient(self.api)
@@ -79,8 +81,9 @@ class Cluster:
             self.http.start()
         self.informers = InformerFactory(self.client)
         self.controllers = ControllerManager(self.client, self.informers, self.clock, self.config)
+        # the scheduler's tie-breaks draw from a stream of their own (seeded from the cluster's)
         self.scheduler = Scheduler(self.client, self.informers, self.clock, config=self.config,
-                                   rng=self.rng)
+                                   rng=random.Random(self._scheduler_seed))
         self.machines = self._boot_machines() if self.runtime_name == "docker" else None
         self.nodes = NodePool(self.client, self.informers, self.clock, self.config,
                               runtime=self.runtime_name, api=self.api, machines=self.machines)

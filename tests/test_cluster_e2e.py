@@ -107,3 +107,17 @@ def test_http_api_matches_in_process(cluster):
         assert http.kbox_status()["nodes"] == 3
     finally:
         http.close()
+
+
+def test_a_seeded_cluster_names_its_pods_the_same_every_run():
+    # events, leases and tokens are created by other threads meanwhile: generated names come
+    # from a stream per resource, so their interleaving does not change the pods' names
+    def names() -> list[str]:
+        config = ClusterConfig.model_validate({"name": "seeded", "runtime": "sim", "seed": 7,
+                                               "nodes": {"count": 2}})
+        with Cluster(config, serve_http=False) as c:
+            c.client.create("deployments", deployment("web", 3), "default")
+            pods = wait_for(lambda: len(running(c.client, "app=web")) == 3 and running(c.client, "app=web"))
+            return sorted(p["metadata"]["name"] for p in pods)
+    first = names()
+    assert first == names()

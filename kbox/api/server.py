@@ -15,6 +15,7 @@ particular to a kind lives in its Strategy (`kbox.api.strategy`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -64,6 +65,12 @@ It may change the object in place (mutating) or raise ApiError (validating).
 """
 
 
+def seed_from(rng: random.Random, purpose: str) -> str:
+    """A seed for a stream of its own, derived from `rng`'s state without drawing from it (so
+    the numbers `rng` gives everyone else stay as they were)."""
+    return hashlib.sha256(f"{purpose}:{rng.getstate()!r}".encode()).hexdigest()
+
+
 class ApiServer:
     def __init__(self, store: Store, clock: Clock | None = None, *,
                  rng: random.Random | None = None, max_object_bytes: int = MAX_OBJECT_BYTES,
@@ -73,6 +80,11 @@ class ApiServer:
         self.store = store
         self.clock = clock or RealClock()
         self.rng = rng or random.Random()
+        # generated names come from one stream per resource, seeded once from `rng`: the pods
+        # a ReplicaSet creates get the same names in every run of a seeded cluster, however
+        # the events, leases and tokens other threads create at the same time interleave
+        self._name_seed = seed_from(self.rng, "names")
+        self._name_rngs: dict[str, random.Random] = {}
         self.max_object_bytes = max_object_bytes
         self.event_ttl_seconds = event_ttl_seconds
         self.admission: list[Admission] = []
@@ -305,8 +317,11 @@ class ApiServer:
         if m.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         if not m.get("name") and m.get("generateName"):
-            m["name"] = m["generateName"] + "".join(
-                self.rng.choice(NAME_SUFFIX_ALPHABET) for _ in range(5))
+            names = self._name_rngs.get(info.plural)
+            if names is None:
+                names = self._name_rngs.setdefault(info.plural,
+                                                   random.Random(f"{self._name_seed}/{info.plural}"))
+            m["name"] = m["generateName"] + "".join(names.choice(NAME_SUFFIX_ALPHABET) for _ in range(5))
         strategy = strategy_for(info)
         m["uid"] = self.uid_factory()
         m["creationTimestamp"] = iso_time(self.clock.now())
