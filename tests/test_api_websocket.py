@@ -5,7 +5,8 @@ over HTTPS with tokens.
 Checks the channel framing byte by byte (1 stdout, 2 stderr, 3 the closing
 Status, 0 stdin, 255 close), v5 and v4 subprotocols, the refusals before the
 upgrade (401, 403 for the viewer, 404 pod, 400 container, unknown
-subprotocol) as HTTP Status responses, the SPDY refusal older kubectl gets,
+subprotocol, port-forward on a sim node) as HTTP Status responses, the SPDY
+refusal older kubectl gets,
 the session adapters, and measures an exec round trip.
 """
 
@@ -145,6 +146,19 @@ def test_refusals_before_the_upgrade_are_http_statuses(cluster):
     assert (code, body["reason"]) == (422, "Invalid")
     code, body = _refused(cluster, "command=ls&container=main", protocols=("base64.channel.k8s.io",))
     assert code == 400 and "requested protocol(s) are not supported" in body["message"]
+
+
+def test_port_forward_on_a_sim_node_is_refused_before_the_upgrade(cluster):
+    code, body = _refused(cluster, "ports=8080", sub="portforward", protocols=("v4.channel.k8s.io",))
+    assert (code, body["reason"]) == (400, "BadRequest")
+    assert "sim nodes run no processes and have no pod network to forward port 8080" in body["message"]
+    code, body = _refused(cluster, "", sub="portforward", protocols=("v4.channel.k8s.io",))
+    assert (code, body["message"]) == (400, 'query parameter "ports" is required')
+    code, body = _refused(cluster, "ports=http", sub="portforward", protocols=("v4.channel.k8s.io",))
+    assert code == 400 and "invalid port number" in body["message"]
+    code, body = _refused(cluster, "ports=80", sub="portforward", pod="missing",
+                          protocols=("v4.channel.k8s.io",))
+    assert code == 404
 
 
 def test_spdy_upgrades_are_refused_after_the_pod_is_checked(cluster):

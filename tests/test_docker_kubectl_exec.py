@@ -1,4 +1,5 @@
-"""The real kubectl's exec, logs and attach into real containers (a one-node docker cluster).
+"""The real kubectl's exec and logs into real containers (a one-node docker cluster), and
+port-forward with the official Python client.
 
 `kubectl exec` reaches the pod's container through a `docker exec` whose
 socket is streamed both ways (DockerRuntime.exec_stream): output on stdout and
@@ -40,9 +41,14 @@ def env(tmp_path_factory):
             "terminationGracePeriodSeconds": 1,
             "containers": [{"name": "sh", "image": "kbox/busybox:latest", "imagePullPolicy": "IfNotPresent",
                             "command": ["sh", "-c", "echo booted; exec sleep 3600"]}]}}, "default")
+        c.client.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web"}, "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "httpd", "image": "kbox/busybox:latest", "imagePullPolicy": "IfNotPresent",
+                            "command": ["httpd", "-f", "-p", "8080", "-h", "/var/www"]}]}}, "default")
         deadline = time.monotonic() + 90
-        while c.client.get("pods", "bb", "default").get("status", {}).get("phase") != "Running":
-            assert time.monotonic() < deadline, "the busybox pod did not start"
+        while any(c.client.get("pods", p, "default").get("status", {}).get("phase") != "Running"
+                  for p in ("bb", "web")):
+            assert time.monotonic() < deadline, "the busybox pods did not start"
             time.sleep(0.2)
         path = tmp / "config"
         kubeconfig.merge(kubeconfig.kubeconfig_for(name, c.url, c.credentials.ca_pem,
@@ -77,12 +83,12 @@ def test_exec_in_a_real_container(env):
                        str(env["cache"]), "exec", "-it", "bb", "--", "sh", "-c",
                        "test -t 0 && test -t 1 && echo a-tty; "
                        # the size arrives just after the start (as with the kubelet)
-                       "for i in 1 2 3 4 5 6 7 8 9 10; do s=$(stty size 2>/dev/null) && "
-                       "[ \"$s\" != '0 0' ] && break; sleep 0.2; done; echo $s"])
+                       "for i in 1 2 3 4 5 6 7 8 9 10; do stty -a | grep -q 'rows [1-9]' && break; "
+                       "sleep 0.2; done; stty -a | head -1"])
     assert rc == 0, out
     lines = out.replace("\r", "").splitlines()
     assert "a-tty" in lines, out
-    assert lines[-1] == "24 80", out
+    assert "rows 24; columns 80;" in lines[-1], out
 
 
 def _in_pty(cmd: list[str], timeout: float = 60) -> tuple[int, str]:
@@ -141,3 +147,33 @@ def test_logs_and_attach_of_a_real_container(env):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_port_forward_with_the_official_client(env):
+    """pods/portforward over WebSocket (v4.channel.k8s.io) as kubernetes.stream.portforward
+    speaks it: an HTTP request through port 8080 of a busybox httpd pod, and the error of a
+    port nothing listens on. (kubectl port-forward needs SPDY: refused, with a clear error.)"""
+    from kubernetes import client as kclient
+    from kubernetes import config as kconfig
+    from kubernetes.stream import portforward
+    api = kconfig.new_client_from_config(config_file=str(env["config"]))
+    try:
+        v1 = kclient.CoreV1Api(api)
+        pf = portforward(v1.connect_get_namespaced_pod_portforward, "web", "default", ports="8080,9999")
+        s = pf.socket(8080)
+        s.settimeout(20)
+        s.sendall(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200 OK"), data[:200]
+        dead = pf.socket(9999)
+        dead.settimeout(20)
+        assert dead.recv(100) == b""
+        assert pf.error(9999).startswith("error forwarding port 9999 to pod web: ")
+        assert "Connection refused" in pf.error(9999)
+        assert pf.error(8080) is None
+    finally:
+        api.close()
+    r = kubectl(env, "port-forward", "web", "18080:8080", timeout=20)
+    assert r.returncode == 1 and "kbox does not serve kubectl port-forward" in r.stderr

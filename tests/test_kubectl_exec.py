@@ -168,7 +168,7 @@ def test_spdy_forced_on_a_new_kubectl_is_refused_clearly(env):
 
 def test_port_forward_is_refused_clearly(env):
     r = kubectl(env, "port-forward", "box", "18080:80", timeout=20)
-    assert r.returncode == 1 and "kbox does not serve port-forward" in r.stderr, r.stderr
+    assert r.returncode == 1 and "kbox does not serve kubectl port-forward" in r.stderr, r.stderr
 
 
 # ---- logs ------------------------------------------------------------------------------------

@@ -788,6 +788,17 @@ class ApiServer:
             raise errors.bad_request(f"node {pod['spec'].get('nodeName')} does not support attach")
         return ep.attach(pod, c, stdin=stdin, tty=tty)
 
+    def port_forward(self, name: str, namespace: str | None, port: int):
+        """pods/portforward: a connection to the pod's `port` (ExecSession: stdin in,
+        stdout out, stderr and a non-zero code when the connection failed)."""
+        pod, ep = self._node_for(name, namespace)
+        phase = (pod.get("status") or {}).get("phase")
+        if phase != "Running":
+            raise errors.bad_request(f"pod {name} is not running (phase {phase})")
+        if not hasattr(ep, "port_forward"):
+            raise errors.bad_request(f"node {pod['spec'].get('nodeName')} cannot forward ports")
+        return ep.port_forward(pod, port)
+
     def _exec_target(self, name: str, namespace: str | None,
                      container: str | None) -> tuple[Obj, NodeEndpoint, str]:
         """What exec and attach check before they reach the node (kube-apiserver's order:

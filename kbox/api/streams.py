@@ -29,9 +29,17 @@ KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, or after a refused WebSocket upgrade)
 POST with `Upgrade: SPDY/3.1`; once the pod and container are checked,
 `refuse_http` answers as kube-apiserver answers an upgrade whose protocols it
 cannot negotiate (403, "unable to upgrade: unable to negotiate protocol ..."),
-naming what kbox serves instead, so kubectl prints a clear error. Port-forward
-is refused the same way: kubectl tunnels SPDY for it even over WebSocket
-(`SPDY/3.1+portforward.k8s.io`).
+naming what kbox serves instead, so kubectl prints a clear error.
+`kubectl port-forward` is refused the same way: kubectl tunnels SPDY for it
+even over WebSocket (`SPDY/3.1+portforward.k8s.io`, a subprotocol the
+`websockets` handshake already rejects).
+
+pods/portforward is served in kubelet's WebSocket form (`v4.channel.k8s.io`,
+`?ports=8080,9090`), which the official Python client's `portforward()`
+speaks: port i's bytes travel on channel 2i both ways and its error text on
+2i+1, each channel opening with its port number (2 bytes, little endian).
+Each port is one connection the node opens to the pod (docker nodes: busybox
+`nc` in the pod's sandbox); sim nodes have no network and refuse with 400.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ log = logging.getLogger(__name__)
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")   # preferred first
+PORTFORWARD_PROTOCOLS = ("v4.channel.k8s.io",)                       # kubelet's WebSocket port-forward
 STREAM_SUBRESOURCES = ("exec", "attach", "portforward")
 
 SUCCESS = {"metadata": {}, "status": "Success"}
@@ -119,16 +128,45 @@ async def _open(server: "HttpServer", q: Any, namespace: str, name: str, sub: st
     if sub == "attach":
         return await server._call(api.attach, name, namespace, container=container,
                                   stdin=stdin, tty=tty)
-    await server._call(api.get, "pods", name, namespace)
-    raise errors.bad_request(
-        "kbox does not serve port-forward: kubectl tunnels SPDY/3.1 for it, which kbox does "
-        "not implement")
+    raise AssertionError(sub)
+
+
+def _ports(q: Any) -> list[int]:
+    """`ports=8080&ports=9090` or `ports=8080,9090`, as kubelet reads them."""
+    ports: list[int] = []
+    for value in q.getlist("ports"):
+        for text in value.split(","):
+            text = text.strip()
+            try:
+                port = int(text)
+            except ValueError:
+                port = 0
+            if not 0 < port < 65536:
+                raise errors.bad_request(f'unable to parse "{text}" as a port: invalid port number')
+            ports.append(port)
+    if not ports:
+        raise errors.bad_request('query parameter "ports" is required')
+    return ports
+
+
+async def _open_ports(server: "HttpServer", ports: list[int], namespace: str,
+                      name: str) -> list[ExecSession]:
+    sessions: list[ExecSession] = []
+    try:
+        for port in ports:
+            sessions.append(await server._call(server.api.port_forward, name, namespace, port))
+    except BaseException:
+        for s in sessions:
+            s.close()
+        raise
+    return sessions
 
 
 async def serve_websocket(server: "HttpServer", ws: WebSocket) -> None:
     """A WebSocket request: check it as an HTTP request, then upgrade and stream."""
     path = ws.url.path
-    session: ExecSession | None = None
+    sessions: list[ExecSession] = []
+    ports: list[int] = []
     try:
         if server.authenticator is not None:
             user = server.authenticator(ws.headers, path)
@@ -139,12 +177,17 @@ async def serve_websocket(server: "HttpServer", ws: WebSocket) -> None:
             raise _not_found()
         namespace, name, sub = target
         offered = list(ws.scope.get("subprotocols") or [])
-        proto = next((p for p in CHANNEL_PROTOCOLS if p in offered), None)
+        supported = PORTFORWARD_PROTOCOLS if sub == "portforward" else CHANNEL_PROTOCOLS
+        proto = next((p for p in supported if p in offered), None)
         if proto is None:
             raise errors.bad_request(
                 f"requested protocol(s) are not supported: [{' '.join(offered)}]; supports "
-                f"[{' '.join(CHANNEL_PROTOCOLS)}]")
-        session = await _open(server, ws.query_params, namespace, name, sub)
+                f"[{' '.join(supported)}]")
+        if sub == "portforward":
+            ports = _ports(ws.query_params)
+            sessions = await _open_ports(server, ports, namespace, name)
+        else:
+            sessions = [await _open(server, ws.query_params, namespace, name, sub)]
     except ApiError as e:
         await _deny(ws, e)
         return
@@ -152,12 +195,15 @@ async def serve_websocket(server: "HttpServer", ws: WebSocket) -> None:
         log.exception("WebSocket %s failed", path)
         await _deny(ws, errors.internal(str(e)))
         return
-    command = ws.query_params.getlist("command")
     try:
         await ws.accept(subprotocol=proto)
-        await _pump(server, ws, session, proto, command)
+        if sub == "portforward":
+            await _pump_ports(server, ws, sessions, ports, name)
+        else:
+            await _pump(server, ws, sessions[0], proto, ws.query_params.getlist("command"))
     finally:
-        session.close()
+        for s in sessions:
+            s.close()
 
 
 async def _deny(ws: WebSocket, err: ApiError) -> None:
@@ -223,6 +269,61 @@ async def _pump(server: "HttpServer", ws: WebSocket, session: ExecSession, proto
         tg.cancel_scope.cancel()
 
 
+async def _pump_ports(server: "HttpServer", ws: WebSocket, sessions: list[ExecSession],
+                      ports: list[int], pod: str) -> None:
+    """kubelet's WebSocket port-forward: port i's data on channel 2i (both ways) and its
+    errors on 2i+1; each channel's first frame is the port number (2 bytes, little endian).
+    The socket closes once every port's connection has ended."""
+    limiter = server._limiter()
+    for i, port in enumerate(ports):
+        prefix = port.to_bytes(2, "little")
+        await ws.send_bytes(bytes([2 * i]) + prefix)
+        await ws.send_bytes(bytes([2 * i + 1]) + prefix)
+
+    async def inbound() -> None:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                return
+            data = msg.get("bytes")
+            if not data or data[0] % 2 or data[0] // 2 >= len(sessions) or len(data) < 2:
+                continue
+            await anyio.to_thread.run_sync(sessions[data[0] // 2].write_stdin, data[1:],
+                                           limiter=limiter)
+
+    async def outbound(i: int) -> None:
+        session, errors_seen = sessions[i], bytearray()
+        try:
+            while True:
+                item = await anyio.to_thread.run_sync(session.read, limiter=limiter,
+                                                      abandon_on_cancel=True)
+                if item is None:
+                    break
+                if item[0] == STDOUT:
+                    await ws.send_bytes(bytes([2 * i]) + item[1])
+                else:
+                    errors_seen.extend(item[1])
+            code = await anyio.to_thread.run_sync(session.wait, limiter=limiter,
+                                                  abandon_on_cancel=True)
+            why = errors_seen.decode(errors="replace").strip()
+        except (RuntimeError_, ApiError) as e:
+            code, why = 1, str(e)
+        if code != 0 or why:
+            await ws.send_bytes(bytes([2 * i + 1]) + (
+                f"error forwarding port {ports[i]} to pod {pod}: {why or f'exit code {code}'}").encode())
+
+    async with anyio.create_task_group() as tg:
+        async def client_side() -> None:
+            await inbound()
+            tg.cancel_scope.cancel()
+        tg.start_soon(client_side)
+        async with anyio.create_task_group() as ports_group:
+            for i in range(len(sessions)):
+                ports_group.start_soon(outbound, i)
+        await ws.close(1000)
+        tg.cancel_scope.cancel()
+
+
 async def refuse_http(server: "HttpServer", request: Request, namespace: str | None,
                       name: str, sub: str) -> Response:
     """exec/attach/portforward as plain HTTP: a SPDY/3.1 upgrade (older kubectl) or no
@@ -246,11 +347,13 @@ async def refuse_http(server: "HttpServer", request: Request, namespace: str | N
     offered = [v.strip() for h in request.headers.getlist("x-stream-protocol-version")
                for v in h.split(",") if v.strip()]
     serves = ("v5.channel.k8s.io v4.channel.k8s.io" if sub != "portforward"
-              else "no port-forward protocol")
+              else "v4.channel.k8s.io with ?ports=")
     advice = ("kbox serves exec and attach over WebSocket only (kubectl 1.30+, or 1.29 "
               "with KUBECTL_REMOTE_COMMAND_WEBSOCKETS=true) and has no SPDY/3.1"
               if sub != "portforward" else
-              "kbox does not serve port-forward (kubectl needs SPDY/3.1 for it)")
+              "kbox does not serve kubectl port-forward (it needs SPDY/3.1, which kbox does "
+              "not implement); WebSocket clients such as the kubernetes Python client's "
+              "portforward() work")
     text = (f"unable to upgrade: unable to negotiate protocol: client supports {upgrade} "
             f"[{' '.join(offered)}], server supports WebSocket [{serves}]: {advice}")
     return PlainTextResponse(text + "\n", status_code=403)

@@ -1297,6 +1297,17 @@ class NodeAgent:
             raise errors.bad_request(f'container "{container}" in pod "{pod["metadata"]["name"]}" '
                                      "is not running")
 
+    def port_forward(self, pod: dict[str, Any], port: int) -> ExecSession:
+        """A connection to the pod's `port` from inside the node (pods/portforward)."""
+        names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        cid = self._container_id(pod, names[0], False, "portForward") if names else ""
+        try:
+            return self.runtime.port_forward(cid, port)
+        except ContainerNotFound:
+            raise errors.bad_request(f'pod "{pod["metadata"]["name"]}" is not running')
+        except RuntimeError_ as e:
+            raise errors.bad_request(str(e))
+
     def attach(self, pod: dict[str, Any], container: str, *, stdin: bool = False,
                tty: bool = False) -> ExecSession:
         """kubectl attach: the container's output from now on, until it exits (its stdin

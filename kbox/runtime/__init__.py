@@ -15,6 +15,8 @@ Exec streams: `exec_stream` starts a command and hands back an `ExecSession`
 CRI's streaming Exec that kubectl's WebSocket exec needs. A runtime whose exec
 is a single call (the sim) gets `BufferedExecSession`, which gathers stdin
 until it is closed, runs `exec_sync` once and hands its output back as chunks.
+`port_forward` opens a connection to a pod's port in the same shape (the
+docker runtime: busybox `nc` from the pod's sandbox); the sim has no network.
 
 Probes go through the runtime (`probe_exec`, `probe_http`, `probe_tcp`) so a
 real runtime can run them from inside the node's network; `kind`
@@ -267,6 +269,12 @@ class Runtime:
         return BufferedExecSession(
             lambda data: self.exec_sync(container_id, cmd, data, timeout=EXEC_STREAM_TIMEOUT),
             stdin=stdin, tty=tty)
+
+    def port_forward(self, container_id: str, port: int) -> ExecSession:
+        """A TCP connection to `port` on the pod of `container_id`, as a session: stdin is
+        what the client sends, stdout what the pod answers, stderr (with a non-zero exit
+        code) why the connection failed. Raises RuntimeError_ when the runtime has no network."""
+        raise RuntimeError_(f"the {self.name} runtime cannot forward ports")
 
     # ---- probes (a real runtime runs them from inside the node)
     def probe_exec(self, container_id: str, cmd: list[str], timeout: float, *,

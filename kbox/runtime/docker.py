@@ -19,7 +19,9 @@ The CRI's shape over the Docker API, as the kubelet's dockershim did it:
 - `exec_stream` (kubectl exec) is a `docker exec` whose attached socket is read and
   written as the client sends and reads: docker's 8-byte stream headers split stdout
   from stderr (a tty exec is one raw stream), and an executable that is not there is
-  reported as the CRI reports it (ExecStartError), not as the command's output.
+  reported as the CRI reports it (ExecStartError), not as the command's output;
+- `port_forward` is the same streamed exec of busybox `nc POD_IP PORT` in the pod's
+  sandbox, as the TCP probes run there.
 
 States are read from the engine on each call (`next_change` is None): the agent looks
 again every syncFrequency (`needs_polling`).
@@ -766,6 +768,11 @@ class DockerRuntime(Runtime):
                 raise
             sock = self.api.exec_start(eid, socket=True, tty=tty)
         return _DockerExecSession(self, eid, sock, tty)
+
+    def port_forward(self, container_id: str, port: int) -> ExecSession:
+        """busybox `nc POD_IP PORT` in the pod's sandbox, its stdin and stdout streamed."""
+        sid, ip = self._pod_of(container_id)
+        return self.exec_stream(sid, ["nc", ip, str(int(port))], stdin=True)
 
     # ---- probes ----------------------------------------------------------------------
     def probe_exec(self, container_id: str, cmd: list[str], timeout: float, *,

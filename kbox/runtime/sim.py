@@ -44,7 +44,8 @@ from typing import Any, Iterator
 from kbox.clock import Clock, iso_micro
 from kbox.runtime import (CREATED, EXITED, RUNNING, BufferedExecSession, ContainerNotFound,
                           ContainerStatus, ExecSession, ExecStartError, ImagePullError,
-                          PodSandboxStatus, PulledImage, Runtime, RuntimeUnavailable)
+                          PodSandboxStatus, PulledImage, Runtime, RuntimeError_,
+                          RuntimeUnavailable)
 
 ANN = "kbox.io/sim-"
 LOG_PERIOD = 5.0
@@ -473,6 +474,10 @@ class SimRuntime(Runtime):
                     f'exec: "{cmd[0] if cmd else ""}": executable file not found in $PATH: unknown')
             return self.exec_sync(container_id, cmd, data)
         return BufferedExecSession(run, stdin=stdin, tty=tty)
+
+    def port_forward(self, container_id: str, port: int) -> ExecSession:
+        raise RuntimeError_("sim nodes run no processes and have no pod network to forward "
+                            f"port {port} to: port-forward needs a docker node (--runtime docker)")
 
     # ---- stats -------------------------------------------------------------------
     def container_stats(self, container_id: str) -> tuple[int, int]:
