@@ -3,8 +3,8 @@ port-forward with the official Python client.
 
 `kubectl exec` reaches the pod's container through a `docker exec` whose
 socket is streamed both ways (DockerRuntime.exec_stream): output on stdout and
-stderr, the exit code, stdin passed through, a tty, and an executable that is
-not there reported as containerd does. Needs a Docker engine (marked `docker`)
+stderr, the exit code, stdin passed through, a tty, `kubectl cp` both ways,
+and an executable that is not there reported as containerd does. Needs a Docker engine (marked `docker`)
 and kubectl (marked `kubectl`).
 """
 
@@ -122,6 +122,24 @@ def _in_pty(cmd: list[str], timeout: float = 60) -> tuple[int, str]:
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def test_kubectl_cp_both_ways(env, tmp_path):
+    """kubectl cp is tar over exec: binary stdin and stdout through the stream."""
+    blob = os.urandom(300_000)
+    (tmp_path / "blob").write_bytes(blob)
+    r = kubectl(env, "cp", str(tmp_path / "blob"), "bb:/tmp/blob")
+    assert r.returncode == 0, r.stderr
+    r = kubectl(env, "cp", "bb:/tmp/blob", str(tmp_path / "back"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "back").read_bytes() == blob
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        assert kubectl(env, "exec", "bb", "--", "true").returncode == 0
+        times.append(time.perf_counter() - t0)
+    print(f"\nkubectl exec bb -- true on a docker node (whole kubectl run): "
+          f"median {sorted(times)[2] * 1000:.0f} ms")
 
 
 def test_a_missing_executable_is_the_runtimes_error(env):
