@@ -257,3 +257,28 @@ def test_internal_status_shape():
     st = internal_status("boom")
     assert st["status"] == "Failure" and st["reason"] == "InternalError" and st["code"] == 500
     assert st["message"] == "Internal error occurred: error executing command in container: boom"
+
+
+def test_the_official_python_clients_exec(cluster, tmp_path):
+    """kubernetes.stream.stream() (it offers v5 and v4) over the same WebSocket."""
+    from kubernetes import client as kclient
+    from kubernetes import config as kconfig
+    from kubernetes.stream import stream
+
+    from kbox.cli import kubeconfig
+    path = tmp_path / "config"
+    kubeconfig.merge(kubeconfig.kubeconfig_for("py", cluster.url, cluster.credentials.ca_pem,
+                                               cluster.credentials.admin_token), path)
+    api = kconfig.new_client_from_config(config_file=str(path))
+    try:
+        v1 = kclient.CoreV1Api(api)
+        out = stream(v1.connect_get_namespaced_pod_exec, "box", "default", container="main",
+                     command=["echo", "from python"], stderr=True, stdin=False, stdout=True, tty=False)
+        assert out == "from python\n"
+        resp = stream(v1.connect_get_namespaced_pod_exec, "box", "default", container="main",
+                      command=["sh", "-c", "echo x; exit 4"], stderr=True, stdin=False, stdout=True,
+                      tty=False, _preload_content=False)
+        resp.run_forever(timeout=10)
+        assert resp.read_stdout() == "x\n" and resp.returncode == 4
+    finally:
+        api.close()
