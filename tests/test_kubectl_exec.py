@@ -5,7 +5,8 @@ codes, stdin, container choice and the errors kubectl prints (missing pod,
 missing container, an executable that is not there, a viewer's token). Older
 kubectl (SPDY only) gets a clear refusal. logs: plain, -c, --tail,
 --timestamps, --since, --previous after a restart, -f (first lines while the
-container runs; kubectl ends when the container exits), deploy/NAME and -l.
+container runs; kubectl ends when the container exits), --since-time,
+--limit-bytes, deploy/NAME and -l.
 """
 
 from __future__ import annotations
@@ -191,6 +192,23 @@ def test_logs_tail_timestamps_since(env):
     stamp, _, text = first.partition(" ")
     assert text == full[0] and stamp.endswith("Z") and "T" in stamp
     assert kubectl(env, "logs", "box", "--since=1h").stdout.splitlines()[:1] == full[:1]
+
+
+def test_logs_since_time_and_limit_bytes(env):
+    deadline = time.monotonic() + 15          # the sim logs a line every 5 s: wait for two
+    while len(stamped := kubectl(env, "logs", "box", "--timestamps").stdout.splitlines()) < 2:
+        assert time.monotonic() < deadline, stamped
+        time.sleep(0.5)
+    full = kubectl(env, "logs", "box").stdout
+    second = stamped[1].split(" ", 1)[0]
+    r = kubectl(env, "logs", "box", f"--since-time={second}")
+    assert r.returncode == 0 and r.stdout.splitlines()[0] == stamped[1].split(" ", 1)[1]
+    r = kubectl(env, "logs", "box", "--since-time=2020-01-01T00:00:00Z")
+    assert r.stdout.splitlines()[0] == full.splitlines()[0]
+    r = kubectl(env, "logs", "box", "--limit-bytes=10")
+    assert (r.returncode, r.stdout) == (0, full[:10])
+    r = kubectl(env, "logs", "-f", "box", "--limit-bytes=12", timeout=20)   # ends at the limit
+    assert (r.returncode, r.stdout) == (0, full[:12])
 
 
 def test_logs_of_a_deployment_and_by_label(env):

@@ -536,14 +536,27 @@ class HttpServer:
         q = request.query_params
         follow = _bool(q.get("follow"))
         stop = threading.Event()
+        since = _int(q, "sinceSeconds")
+        if q.get("sinceTime") and since is None:      # kubectl logs --since-time
+            from kbox.clock import parse_time
+            try:
+                t = parse_time(q.get("sinceTime"))
+            except ValueError:
+                t = None
+            if t is None:
+                raise errors.bad_request(f'parsing time "{q.get("sinceTime")}" as RFC 3339 failed')
+            since = max(1, int(self.api.clock.now() - t + 0.999))
+        limit = _int(q, "limitBytes")                 # kubectl logs --limit-bytes
+        if limit is not None and limit <= 0:
+            raise errors.bad_request("limitBytes: Invalid value: must be greater than 0")
         kw = dict(container=q.get("container") or None, follow=follow,
                   previous=_bool(q.get("previous")), tail_lines=_int(q, "tailLines"),
-                  timestamps=_bool(q.get("timestamps")), since_seconds=_int(q, "sinceSeconds"),
+                  timestamps=_bool(q.get("timestamps")), since_seconds=since,
                   stop=stop)
         it = await self._call(self.api.logs, name, namespace, **kw)
         if not follow:
-            text = await self._call(lambda: "".join(it))
-            return PlainTextResponse(text)
+            text = (await self._call(lambda: "".join(it))).encode()
+            return PlainTextResponse(text[:limit] if limit is not None else text)
         done = object()
 
         def step() -> Any:
@@ -553,12 +566,18 @@ class HttpServer:
                 return done
 
         async def gen():
+            left = limit
             try:
                 while not stop.is_set() and not self._stopping:
                     line = await anyio.to_thread.run_sync(step, limiter=self._limiter())
                     if line is done:
                         break
-                    yield line.encode() if isinstance(line, str) else line
+                    data = line.encode() if isinstance(line, str) else line
+                    if left is not None:
+                        data, left = data[:left], left - len(data)
+                    yield data
+                    if left is not None and left <= 0:
+                        break
             finally:
                 stop.set()
                 close = getattr(it, "close", None)
