@@ -4,7 +4,8 @@ port-forward with the official Python client.
 `kubectl exec` reaches the pod's container through a `docker exec` whose
 socket is streamed both ways (DockerRuntime.exec_stream): output on stdout and
 stderr, the exit code, stdin passed through, a tty, `kubectl cp` both ways,
-and an executable that is not there reported as containerd does. Needs a Docker engine (marked `docker`)
+and an executable that is not there reported as containerd does; `kubectl run
+-i --rm` attaches to the container's own stdin (docker attach). Needs a Docker engine (marked `docker`)
 and kubectl (marked `kubectl`).
 """
 
@@ -140,6 +141,16 @@ def test_kubectl_cp_both_ways(env, tmp_path):
         times.append(time.perf_counter() - t0)
     print(f"\nkubectl exec bb -- true on a docker node (whole kubectl run): "
           f"median {sorted(times)[2] * 1000:.0f} ms")
+
+
+def test_kubectl_run_attaches_stdin_and_returns_the_exit_code(env):
+    """kubectl run -i --rm: a pod with stdin, attached (docker attach) once it runs."""
+    r = kubectl(env, "run", "once", "-i", "--rm", "--image=kbox/busybox:latest",
+                "--image-pull-policy=IfNotPresent", "--restart=Never", "--",
+                "sh", "-c", "read x; echo got $x; exit 3", stdin="hello\n", timeout=90)
+    assert r.returncode == 3, r.stderr
+    assert r.stdout.startswith("got hello\n") and 'pod "once" deleted' in r.stdout
+    assert "pod default/once terminated (Error)" in r.stderr
 
 
 def test_a_missing_executable_is_the_runtimes_error(env):

@@ -1310,8 +1310,16 @@ class NodeAgent:
 
     def attach(self, pod: dict[str, Any], container: str, *, stdin: bool = False,
                tty: bool = False) -> ExecSession:
-        """kubectl attach: the container's output from now on, until it exits (its stdin
-        is not wired: kbox starts containers without an open stdin)."""
+        """kubectl attach: the container's process from now on (the runtime's attach; a
+        runtime that cannot attach, like the sim, gives its log lines as they come)."""
+        cid = self._container_id(pod, container, False, "attach")
+        try:
+            return self.runtime.attach(cid, stdin=stdin, tty=tty)
+        except ContainerNotFound:
+            raise errors.bad_request(f'container "{container}" in pod "{pod["metadata"]["name"]}" '
+                                     "is not running")
+        except RuntimeError_:
+            pass
         stop = threading.Event()
         lines = self.logs(pod, container, follow=True, tail_lines=0, stop=stop)
         return LinesSession(lines, stop)

@@ -270,6 +270,11 @@ class Runtime:
             lambda data: self.exec_sync(container_id, cmd, data, timeout=EXEC_STREAM_TIMEOUT),
             stdin=stdin, tty=tty)
 
+    def attach(self, container_id: str, *, stdin: bool = False, tty: bool = False) -> ExecSession:
+        """Attach to the container's own process from now on (kubectl attach, run -i).
+        Raises RuntimeError_ when the runtime cannot (the agent then follows the logs)."""
+        raise RuntimeError_(f"the {self.name} runtime cannot attach")
+
     def port_forward(self, container_id: str, port: int) -> ExecSession:
         """A TCP connection to `port` on the pod of `container_id`, as a session: stdin is
         what the client sends, stdout what the pod answers, stderr (with a non-zero exit

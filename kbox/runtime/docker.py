@@ -21,7 +21,8 @@ The CRI's shape over the Docker API, as the kubelet's dockershim did it:
   from stderr (a tty exec is one raw stream), and an executable that is not there is
   reported as the CRI reports it (ExecStartError), not as the command's output;
 - `port_forward` is the same streamed exec of busybox `nc POD_IP PORT` in the pod's
-  sandbox, as the TCP probes run there.
+  sandbox, as the TCP probes run there; `attach` streams a `docker attach` the same way
+  (stdin too when the pod's container asked for one: `kubectl run -i`).
 
 States are read from the engine on each call (`next_change` is None): the agent looks
 again every syncFrequency (`needs_polling`).
@@ -769,6 +770,14 @@ class DockerRuntime(Runtime):
             sock = self.api.exec_start(eid, socket=True, tty=tty)
         return _DockerExecSession(self, eid, sock, tty)
 
+    def attach(self, container_id: str, *, stdin: bool = False, tty: bool = False) -> ExecSession:
+        """`docker attach` to the container's process from now on (its stdin only if the
+        container was created with one: spec.stdin)."""
+        with self._errors("attach"):
+            sock = self.api.attach_socket(container_id, params={
+                "stdin": 1 if stdin else 0, "stdout": 1, "stderr": 1, "stream": 1, "logs": 0})
+        return _DockerExecSession(self, "", sock, tty, container_id=container_id)
+
     def port_forward(self, container_id: str, port: int) -> ExecSession:
         """busybox `nc POD_IP PORT` in the pod's sandbox, its stdin and stdout streamed."""
         sid, ip = self._pod_of(container_id)
@@ -975,11 +984,14 @@ _OCI_START_FAILED = b"OCI runtime exec failed"
 
 
 class _DockerExecSession(ExecSession):
-    """A `docker exec` attached over its hijacked socket (see DockerRuntime.exec_stream)."""
+    """A `docker exec` attached over its hijacked socket (see DockerRuntime.exec_stream), or,
+    with `container_id`, a `docker attach` to a container's own process (DockerRuntime.attach)."""
 
-    def __init__(self, runtime: "DockerRuntime", exec_id: str, sock: Any, tty: bool) -> None:
+    def __init__(self, runtime: "DockerRuntime", exec_id: str, sock: Any, tty: bool, *,
+                 container_id: str = "") -> None:
         self._rt = runtime
         self._id = exec_id
+        self._container = container_id
         self._sock = sock
         self._raw = getattr(sock, "_sock", sock)
         self._tty = tty
@@ -1003,7 +1015,10 @@ class _DockerExecSession(ExecSession):
     def resize(self, width: int, height: int) -> None:
         if self._tty and width > 0 and height > 0:
             try:
-                self._rt.api.exec_resize(self._id, height=height, width=width)
+                if self._container:
+                    self._rt.api.resize(self._container, height=height, width=width)
+                else:
+                    self._rt.api.exec_resize(self._id, height=height, width=width)
             except Exception as e:                # best effort, as a terminal resize is
                 log.debug("exec resize: %s", e)
 
@@ -1038,7 +1053,7 @@ class _DockerExecSession(ExecSession):
         if self._closed:
             return None
         got = self._chunk()
-        if self._first and got is not None:
+        if self._first and got is not None and not self._container:
             self._first = False
             if got[1].startswith(_OCI_START_FAILED):
                 # runc could not start the process: the CRI reports this as an error of the
@@ -1056,6 +1071,9 @@ class _DockerExecSession(ExecSession):
     def wait(self, timeout: float | None = None) -> int:
         deadline = time.monotonic() + (timeout if timeout is not None else 10.0)
         info: dict[str, Any] = {}
+        if self._container:                   # attach: the container's own exit code, if it ended
+            state = self._rt._inspect(self._container).get("State") or {}
+            return 0 if state.get("Running") else int(state.get("ExitCode") or 0)
         with self._rt._errors("exec inspect"):
             while True:
                 info = self._rt.api.exec_inspect(self._id)
