@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import ssl
-import statistics
 import threading
 import time
 import uuid
@@ -62,7 +61,7 @@ def _open(cluster, query: str, *, sub: str = "exec", pod: str = "box", token: st
     elif token:
         headers["Authorization"] = f"Bearer {token}"
     return connect(_url(cluster, query, sub, pod), ssl=_ctx(cluster), additional_headers=headers,
-                   subprotocols=list(protocols), open_timeout=10)
+                   subprotocols=list(protocols), open_timeout=10, close_timeout=5)
 
 
 def _drain(ws) -> tuple[list[tuple[int, bytes]], dict]:
@@ -195,19 +194,6 @@ def test_the_client_going_away_ends_the_session(cluster):
     with _open(cluster, "command=echo&command=ok&container=main&stdout=true") as ws:
         frames, status = _drain(ws)
     assert frames[0] == (1, b"ok\n")
-
-
-def test_exec_round_trip_latency(cluster):
-    """An exec over a fresh TLS WebSocket: connect, run, read the Status (figure printed)."""
-    times = []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        with _open(cluster, "command=true&container=main&stdout=true") as ws:
-            _drain(ws)
-        times.append(time.perf_counter() - t0)
-    p50 = statistics.median(times) * 1000
-    print(f"\nexec round trip over wss (sim): p50 {p50:.1f} ms, max {max(times) * 1000:.1f} ms")
-    assert p50 < 500
 
 
 # ---- the session adapters ------------------------------------------------------------------
