@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import zlib
 from typing import Any
 
 from kbox.api.client import Client
@@ -26,6 +27,7 @@ from kbox.clock import Clock, RealClock, iso_micro, iso_time
 
 log = logging.getLogger(__name__)
 
+NAME_LANES = 1024
 NORMAL = "Normal"
 WARNING = "Warning"
 AGGREGATE_WINDOW = 600.0
@@ -52,6 +54,10 @@ class EventRecorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._seq = 0
+        # each component numbers its events in its own lane: two components reporting on the
+        # same object in the same instant (the kubelet's Starting and the node controller's
+        # RegisteredNode) must not make the same name, or one event is lost to a conflict
+        self._lane = zlib.crc32(component.encode()) % NAME_LANES
         self.dropped = 0          # lost to a full queue
         self.spam_dropped = 0     # lost to the per-object spam filter
         self._spam: dict[tuple[Any, ...], list[float]] = {}           # key -> [tokens, last]
@@ -139,7 +145,7 @@ class EventRecorder:
                 if e.code != 404:
                     raise
         self._seq += 1
-        name = f"{m.get('name', 'unknown')}.{int(now * 1e9) + self._seq:x}"
+        name = f"{m.get('name', 'unknown')}.{int(now * 1e9) + self._seq * NAME_LANES + self._lane:x}"
         ev = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": name, "namespace": ns},
