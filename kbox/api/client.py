@@ -46,7 +46,11 @@ class Client:
     def get(self, resource: str, name: str, namespace: str | None = None) -> Obj: ...
     def list(self, resource: str, namespace: str | None = None, *,
              label_selector: str | None = None, field_selector: str | None = None,
-             limit: int | None = None, continue_token: str | None = None) -> Obj: ...
+             limit: int | None = None, continue_token: str | None = None,
+             read_only: bool = False) -> Obj:
+        """`read_only=True`, as for watch: the caller never changes the items, so an in-process
+        server may hand out its cached objects instead of copies (the dashboard)."""
+        ...
     def create(self, resource: str, obj: Obj, namespace: str | None = None, *,
                dry_run: bool = False, field_manager: str | None = None) -> Obj: ...
     def update(self, resource: str, obj: Obj, namespace: str | None = None, *,
@@ -145,10 +149,10 @@ class InProcessClient(Client):
         return self.api.get(resource, name, namespace)
 
     def list(self, resource, namespace=None, *, label_selector=None, field_selector=None,
-             limit=None, continue_token=None):
+             limit=None, continue_token=None, read_only=False):
         return self.api.list(resource, namespace, label_selector=label_selector,
                              field_selector=field_selector, limit=limit,
-                             continue_token=continue_token)
+                             continue_token=continue_token, shared=read_only)
 
     def create(self, resource, obj, namespace=None, *, dry_run=False, field_manager=None):
         return self.api.create(resource, _copy(obj), namespace, dry_run=dry_run,

@@ -178,7 +178,7 @@ class HttpClient(Client):
         return self._request("GET", info.path(self._ns(info, namespace), name))
 
     def list(self, resource, namespace=None, *, label_selector=None, field_selector=None,
-             limit=None, continue_token=None):
+             limit=None, continue_token=None, read_only=False):
         info = _resource(resource)
         ns = namespace if info.namespaced else None
         return self._request("GET", info.path(ns), params={

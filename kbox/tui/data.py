@@ -103,7 +103,7 @@ class Feed:
 
     def sync(self) -> None:
         """List now and make the cache match (objects newer than the list are kept)."""
-        lst = self.client.list(self.resource)
+        lst = self.client.list(self.resource, read_only=True)    # the feed never changes them
         list_rv = int(lst["metadata"].get("resourceVersion") or 0)
         fresh = {uid_of(o): o for o in lst["items"]}
         with self._lock:
