@@ -334,9 +334,8 @@ async def refuse_http(server: "HttpServer", request: Request, namespace: str | N
         raise errors.method_not_allowed()
     q = request.query_params
     if sub == "exec":
-        command = _command(q)
+        _command(q)                    # a missing command is a 400, as kube-apiserver says
         await server._call(server.api._exec_target, name, namespace, q.get("container") or None)
-        del command
     elif sub == "attach":
         await server._call(server.api._exec_target, name, namespace, q.get("container") or None)
     else:

@@ -580,7 +580,6 @@ class NodeAgent:
     # ---- running a pod ----------------------------------------------------------------
     def _run(self, key: str, pod: dict[str, Any], rec: PodRecord, wakes: list[float]) -> None:
         now = self.clock.now()
-        spec = pod.get("spec") or {}
         old_phase = (pod.get("status") or {}).get("phase")
         if rec.final_phase is None and old_phase in ("Succeeded", "Failed") and rec.sandbox_id is None:
             rec.final_phase = old_phase       # finished before we knew it: never run it again

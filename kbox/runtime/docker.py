@@ -691,19 +691,10 @@ class DockerRuntime(Runtime):
 
     def _exec(self, container_id: str, cmd: list[str], stdin: bytes | None,
               timeout: float) -> tuple[int, bytes, bytes]:
-        import docker.errors
         if not cmd:
             return 1, b"", b"no command given\n"
         with self._errors("exec"):
-            try:
-                eid = self.api.exec_create(container_id, cmd, stdout=True, stderr=True,
-                                           stdin=stdin is not None)["Id"]
-            except docker.errors.NotFound as e:
-                raise ContainerNotFound(_explain(e)) from None
-            except docker.errors.APIError as e:
-                if e.status_code == 409:        # not running
-                    raise ContainerNotFound(f"container {container_id} is not running") from None
-                raise
+            eid = self._exec_create(container_id, cmd, stdin=stdin is not None)
             sock = self.api.exec_start(eid, socket=True)
         raw = getattr(sock, "_sock", sock)
         deadline = time.monotonic() + max(0.1, float(timeout))
@@ -752,21 +743,27 @@ class DockerRuntime(Runtime):
                 time.sleep(0.01)
         return int(info.get("ExitCode") or 0), bytes(out), bytes(err)
 
+    def _exec_create(self, container_id: str, cmd: list[str], *, stdin: bool,
+                     tty: bool = False) -> str:
+        """An exec instance in the container (call inside `_errors`); a container that is gone
+        or not running is ContainerNotFound."""
+        import docker.errors
+        try:
+            return self.api.exec_create(container_id, cmd, stdout=True, stderr=True,
+                                        stdin=stdin, tty=tty)["Id"]
+        except docker.errors.NotFound as e:
+            raise ContainerNotFound(_explain(e)) from None
+        except docker.errors.APIError as e:
+            if e.status_code == 409:        # not running
+                raise ContainerNotFound(f"container {container_id} is not running") from None
+            raise
+
     def exec_stream(self, container_id: str, cmd: list[str], *, stdin: bool = False,
                     tty: bool = False) -> ExecSession:
-        import docker.errors
         if not cmd:
             raise ExecStartError("no command given")
         with self._errors("exec"):
-            try:
-                eid = self.api.exec_create(container_id, cmd, stdout=True, stderr=True,
-                                           stdin=stdin, tty=tty)["Id"]
-            except docker.errors.NotFound as e:
-                raise ContainerNotFound(_explain(e)) from None
-            except docker.errors.APIError as e:
-                if e.status_code == 409:        # not running
-                    raise ContainerNotFound(f"container {container_id} is not running") from None
-                raise
+            eid = self._exec_create(container_id, cmd, stdin=stdin, tty=tty)
             sock = self.api.exec_start(eid, socket=True, tty=tty)
         return _DockerExecSession(self, eid, sock, tty)
 
