@@ -116,6 +116,8 @@ def test_pods_run_as_real_containers_and_a_killed_node_loses_its_pods(name, host
     finally:
         cluster.stop()
     assert _leftovers(host, name) == []
+    from kbox.config import kbox_home
+    assert not (kbox_home() / "clusters" / name).exists()     # nor its host folders
 
 
 def _warm(cluster: Cluster, node: str) -> list[tuple[str, str]]:

@@ -240,8 +240,12 @@ class NodeMachines:
         then the host folders that held the nodes' sockets."""
         gone = remove_cluster(self.client, self.cluster)
         import shutil
-        for spec_dir in (kbox_home() / "clusters" / self.cluster / "nodes",):
-            shutil.rmtree(spec_dir, ignore_errors=True)
+        cluster_dir = kbox_home() / "clusters" / self.cluster
+        shutil.rmtree(cluster_dir / "nodes", ignore_errors=True)
+        try:
+            cluster_dir.rmdir()          # only when nothing else (state, pki, log) is left in it
+        except OSError:
+            pass
         return gone
 
 
