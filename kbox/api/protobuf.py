@@ -76,13 +76,21 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise ProtobufError("the body is not in Kubernetes' protobuf encoding "
                             "(it does not start with k8s\\x00)")
-    unknown = _message(memoryview(body)[len(MAGIC):], "runtime.Unknown")
-    meta = unknown.get("typeMeta") or {}
+    # runtime.Unknown read by hand: its raw field is the object's own message, read in place
+    # (through the schema it would become base64 text, to be decoded again)
+    meta: dict[str, Any] = {}
+    raw: memoryview = memoryview(b"")
+    for number, wire, value in _fields(memoryview(body)[len(MAGIC):]):
+        if wire != _BYTES:
+            raise ProtobufError(f"malformed protobuf body (field {number} of runtime.Unknown)")
+        if number == 1:
+            meta = _message(value, "runtime.TypeMeta")
+        elif number == 2:
+            raw = value
+        elif number == 3 and len(value):
+            raise ProtobufError(f"unsupported protobuf content encoding {bytes(value).decode(errors='replace')!r}")
     api_version, kind = meta.get("apiVersion", ""), meta.get("kind", "")
-    if unknown.get("contentEncoding"):
-        raise ProtobufError(f"unsupported protobuf content encoding {unknown['contentEncoding']!r}")
-    raw = base64.b64decode(unknown.get("raw") or "")
-    obj = _message(memoryview(raw), message_for(api_version, kind))
+    obj = _message(raw, message_for(api_version, kind))
     return {"apiVersion": api_version, "kind": kind, **obj}
 
 

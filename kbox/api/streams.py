@@ -214,21 +214,27 @@ async def _deny(ws: WebSocket, err: ApiError) -> None:
         await ws.close(code=1008, reason=err.message[:120])
 
 
+async def _frames(ws: WebSocket, *, text: bool):
+    """The client's non-empty frames as bytes (text frames too, when `text`), until it
+    disconnects."""
+    while True:
+        msg = await ws.receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        data = msg.get("bytes")
+        if data is None and text and msg.get("text") is not None:
+            data = msg["text"].encode()
+        if data:
+            yield data
+
+
 async def _pump(server: "HttpServer", ws: WebSocket, session: ExecSession, proto: str,
                 command: list[str]) -> None:
     """Client frames into the session, session output out as frames, then the Status."""
     limiter = server._limiter()
 
     async def inbound() -> None:
-        while True:
-            msg = await ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
-            data = msg.get("bytes")
-            if data is None and msg.get("text") is not None:
-                data = msg["text"].encode()
-            if not data:
-                continue
+        async for data in _frames(ws, text=True):
             channel, payload = data[0], data[1:]
             if channel == STDIN and payload:
                 await anyio.to_thread.run_sync(session.write_stdin, payload, limiter=limiter)
@@ -281,12 +287,8 @@ async def _pump_ports(server: "HttpServer", ws: WebSocket, sessions: list[ExecSe
         await ws.send_bytes(bytes([2 * i + 1]) + prefix)
 
     async def inbound() -> None:
-        while True:
-            msg = await ws.receive()
-            if msg["type"] == "websocket.disconnect":
-                return
-            data = msg.get("bytes")
-            if not data or data[0] % 2 or data[0] // 2 >= len(sessions) or len(data) < 2:
+        async for data in _frames(ws, text=False):
+            if data[0] % 2 or data[0] // 2 >= len(sessions) or len(data) < 2:
                 continue
             await anyio.to_thread.run_sync(sessions[data[0] // 2].write_stdin, data[1:],
                                            limiter=limiter)

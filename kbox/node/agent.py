@@ -396,21 +396,14 @@ class NodeAgent:
     # ---- pod IPs -------------------------------------------------------------------
     def _pod_cidr(self, pod_key: str, rec: PodRecord) -> ipaddress.IPv4Network | None:
         """The node's spec.podCIDR; a fallback 10.244.N.0/24 when IPAM did not give one in time."""
-        if self._cidr is not None:
+        if self._cidr is not None or self._node_cidr() is not None:
             return self._cidr
-        cidr = None
-        try:
-            cidr = (self.client.get("nodes", self.name).get("spec") or {}).get("podCIDR")
-        except ApiError:
-            pass
-        if not cidr:
-            now = self.clock.now()
-            if rec.cidr_wait_until is None:
-                rec.cidr_wait_until = max(now, (self.registered_at or now) + PODCIDR_WAIT)
-            if now < rec.cidr_wait_until:
-                return None
-            cidr = f"10.244.{self.index % 256}.0/24"
-        self._cidr = ipaddress.ip_network(cidr, strict=False)
+        now = self.clock.now()
+        if rec.cidr_wait_until is None:
+            rec.cidr_wait_until = max(now, (self.registered_at or now) + PODCIDR_WAIT)
+        if now < rec.cidr_wait_until:
+            return None
+        self._cidr = ipaddress.ip_network(f"10.244.{self.index % 256}.0/24", strict=False)
         return self._cidr
 
     def claim_ip(self, ip: str) -> None:
@@ -470,6 +463,7 @@ class NodeAgent:
                 self._warm.append((sid, ip))
 
     def _node_cidr(self) -> ipaddress.IPv4Network | None:
+        """The Node's spec.podCIDR once the node IPAM gave one (None before)."""
         try:
             cidr = (self.client.get("nodes", self.name).get("spec") or {}).get("podCIDR")
         except ApiError:
