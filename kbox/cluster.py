@@ -61,6 +61,7 @@ class Cluster:
         self.controllers = None
         self.scheduler = None
         self.nodes = None
+        self.host_ports = None     # docker: listeners on 127.0.0.1 for LoadBalancer / NodePort
         self._housekeeping_stop = threading.Event()
         self._started = False
 
@@ -80,7 +81,13 @@ class Cluster:
                                    extra_routes=self._kbox_routes(), **self._security())
             self.http.start()
         self.informers = InformerFactory(self.client)
-        self.controllers = ControllerManager(self.client, self.informers, self.clock, self.config)
+        if self.runtime_name == "docker":
+            # reach Services from the host: 127.0.0.1:PORT -> a Ready node's node port
+            from kbox.runtime.hostports import HostPorts, machine_address
+            self.host_ports = HostPorts(node_address=lambda node: machine_address(self.machines, node)
+                                        if self.machines is not None else None)
+        self.controllers = ControllerManager(self.client, self.informers, self.clock, self.config,
+                                             host_ports=self.host_ports)
         # the scheduler's tie-breaks draw from a stream of their own (seeded from the cluster's)
         self.scheduler = Scheduler(self.client, self.informers, self.clock, config=self.config,
                                    rng=random.Random(self._scheduler_seed))
@@ -171,7 +178,8 @@ class Cluster:
 
     def stop(self) -> None:
         self._housekeeping_stop.set()
-        for part in (self.nodes, self.scheduler, self.controllers, self.informers, self.http):
+        for part in (self.nodes, self.scheduler, self.controllers, self.host_ports, self.informers,
+                     self.http):
             if part is not None:
                 try:
                     part.stop()

@@ -2,8 +2,8 @@
 
 kube-controller-manager in one object. `ControllerManager(client, informers,
 clock, config)` builds the ReplicaSet, Deployment, Job, DaemonSet, node
-lifecycle, Endpoints, ServiceAccount, token, Namespace and garbage-collector
-controllers on one shared InformerFactory (so each resource is listed and
+lifecycle, Endpoints, ServiceAccount, token, Namespace, garbage-collector
+and LoadBalancer (service) controllers on one shared InformerFactory (so each resource is listed and
 watched once), each with its own work queue and an event recorder named
 after it. The cluster starts the informers, waits for their caches, then
 calls `start()`; `stop()` shuts the queues down.
@@ -38,7 +38,7 @@ def _optional(module: str, cls: str) -> Callable[..., Controller] | None:
 
 class ControllerManager:
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock,
-                 config: ClusterConfig | None = None) -> None:
+                 config: ClusterConfig | None = None, *, host_ports: Any = None) -> None:
         self.client = client
         self.informers = informers
         self.clock = clock
@@ -63,6 +63,9 @@ class ControllerManager:
             ("serviceaccount", "TokenController", {}),
             ("namespace", "NamespaceController", {}),
             ("gc", "GarbageCollector", {}),
+            # the cloud controller manager's service controller: LoadBalancers on 127.0.0.1
+            # (host_ports: real listeners on docker nodes; None: the sim's port check)
+            ("loadbalancer", "LoadBalancerController", {"provider": host_ports}),
         ]
         for module, cls_name, kw in specs:
             cls = _optional(module, cls_name)
