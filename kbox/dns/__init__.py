@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+CLUSTER_DOMAIN = "cluster.local"      # the kubelet's --cluster-domain, CoreDNS's zone
 DNS_SERVICE_NAMESPACE = "kube-system"
 DNS_SERVICE_NAME = "kube-dns"
 
@@ -33,4 +34,4 @@ def start_cluster_dns(informers: Any, *, host: str, port: int, nameserver_ip: st
     return DnsServer(records, host, port).start()
 
 
-__all__ = ["dns_service_ip", "start_cluster_dns", "DNS_SERVICE_NAMESPACE", "DNS_SERVICE_NAME"]
+__all__ = ["CLUSTER_DOMAIN", "dns_service_ip", "start_cluster_dns", "DNS_SERVICE_NAMESPACE", "DNS_SERVICE_NAME"]

@@ -40,8 +40,8 @@ import dns.rdatatype
 import dns.rrset
 
 from kbox.api.objects import Obj
+from kbox.dns import CLUSTER_DOMAIN
 
-CLUSTER_DOMAIN = "cluster.local"
 TTL = 5                        # CoreDNS's kubernetes plugin: records and the negative answer's SOA
 SOA_TIMINGS = "7200 1800 86400 5"      # refresh retry expire minimum, as CoreDNS's SOA
 POD_MODES = ("insecure", "verified", "disabled")

@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbox.dns.records import CLUSTER_DOMAIN
+from kbox.dns import CLUSTER_DOMAIN
 
 NODE_RESOLV_CONF = "nameserver 127.0.0.1\n"
 MAX_NAMESERVERS = 3

@@ -443,6 +443,7 @@ def validate_pod_spec(spec: dict[str, Any], field: str, *,
     elif rp not in restart_policies:
         out.append(unsupported(f"{field}.restartPolicy", rp, restart_policies))
     enum(out, f"{field}.dnsPolicy", spec.get("dnsPolicy"), DNS_POLICIES)
+    _validate_dns_config(out, spec, f"{field}.dnsConfig")
     non_negative(out, f"{field}.terminationGracePeriodSeconds", spec.get("terminationGracePeriodSeconds"))
     ads = spec.get("activeDeadlineSeconds")
     if isinstance(ads, int) and ads < 1:
@@ -465,6 +466,49 @@ def validate_pod_spec(spec: dict[str, Any], field: str, *,
     enum(out, f"{field}.preemptionPolicy", spec.get("preemptionPolicy"),
          ("Never", "PreemptLowerPriority"))
     return out
+
+
+def _validate_dns_config(out: list[Cause], spec: dict[str, Any], f: str) -> None:
+    """dnsConfig within the kubelet's limits (a resolv.conf holds 3 nameservers and a search
+    line of at most 32 domains and 2048 characters); dnsPolicy None needs a nameserver."""
+    import ipaddress
+
+    from kbox.dns.resolvconf import MAX_NAMESERVERS, MAX_SEARCH_CHARS, MAX_SEARCHES
+    from kbox.api.validation import dns_subdomain_errors
+    cfg = spec.get("dnsConfig")
+    if spec.get("dnsPolicy") == "None":
+        if not cfg:
+            out.append(required(f, "must provide `dnsConfig` when `dnsPolicy` is None"))
+            return
+        if not cfg.get("nameservers"):
+            out.append(required(f"{f}.nameservers",
+                                "must provide at least one DNS nameserver when `dnsPolicy` is None"))
+    if not cfg:
+        return
+    servers = cfg.get("nameservers") or []
+    if len(servers) > MAX_NAMESERVERS:
+        out.append(invalid(f"{f}.nameservers", servers,
+                           f"must not have more than {MAX_NAMESERVERS} nameservers"))
+    for i, ns in enumerate(servers):
+        try:
+            ipaddress.ip_address(str(ns))
+        except ValueError:
+            out.append(invalid(f"{f}.nameservers[{i}]", ns,
+                               "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
+    searches = cfg.get("searches") or []
+    if len(searches) > MAX_SEARCHES:
+        out.append(invalid(f"{f}.searches", searches,
+                           f"must not have more than {MAX_SEARCHES} search paths"))
+    if len(" ".join(str(s) for s in searches)) > MAX_SEARCH_CHARS:
+        out.append(invalid(f"{f}.searches", searches, f"must not have more than "
+                           f"{MAX_SEARCH_CHARS} characters (including spaces) in the search list"))
+    for i, search in enumerate(searches):
+        name = str(search).removesuffix(".")      # a trailing dot is fine
+        for e in dns_subdomain_errors(name):
+            out.append(invalid(f"{f}.searches[{i}]", search, e))
+    for i, op in enumerate(cfg.get("options") or []):
+        if not (op or {}).get("name"):
+            out.append(required(f"{f}.options[{i}]", "Option.Name must not be empty"))
 
 
 def validate_template_metadata(meta: dict[str, Any] | None, field: str) -> list[Cause]:

@@ -245,6 +245,17 @@ class Volume(K8sModel):
 
 # ---- pods -----------------------------------------------------------------------
 
+class PodDNSConfigOption(K8sModel):
+    name: str | None = None
+    value: str | None = None
+
+
+class PodDNSConfig(K8sModel):
+    nameservers: list[str] | None = None
+    searches: list[str] | None = None
+    options: list[PodDNSConfigOption] | None = None
+
+
 class PodSpec(K8sModel):
     containers: list[Container] | None = None
     initContainers: list[Container] | None = None
@@ -254,7 +265,7 @@ class PodSpec(K8sModel):
     terminationGracePeriodSeconds: int | None = None
     activeDeadlineSeconds: int | None = None
     dnsPolicy: str | None = None
-    dnsConfig: Loose | None = None
+    dnsConfig: PodDNSConfig | None = None
     nodeSelector: StrMap | None = None
     serviceAccountName: str | None = None
     serviceAccount: str | None = None
