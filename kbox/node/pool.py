@@ -19,6 +19,8 @@ from kbox.api.objects import key_of
 from kbox.controllers.events import EventRecorder
 from kbox.controllers.workqueue import WorkQueue
 from kbox.node.agent import NodeAgent
+from kbox.node.proxy import ProxyRunner
+from kbox.node.routes import PodNetwork
 from kbox.runtime import check_runtime_name, make_runtime
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,13 @@ class NodePool:
         self._stop = threading.Event()
         self._warm_wanted = threading.Event()
         self._holder: dict[str, str] = {}      # pod key → the node whose agent has state for it
+        # kube-proxy: one Services/Endpoints table for the cluster, programmed into each docker
+        # node's iptables; the routes between docker nodes' pod CIDRs (kindnet's job)
+        cidr = config.networking.pod_subnet
+        self.proxies = ProxyRunner(informers, clock, cluster_cidr=cidr,
+                                   workers=1 if machines is None else 3)
+        self.network = PodNetwork(machines, informers, clock, cluster_cidr=cidr) \
+            if machines is not None else None
 
     # ---- dispatch -------------------------------------------------------------
     def _on_pod(self, pod: dict[str, Any]) -> None:
@@ -121,6 +130,9 @@ class NodePool:
         t = threading.Thread(target=self._heartbeats, daemon=True, name="kubelet-heartbeats")
         t.start()
         self._threads.append(t)
+        self.proxies.start()
+        if self.network is not None:
+            self.network.start()
         if self.config.nodes.warm_sandboxes > 0 and self.runtime_name != "sim":
             t = threading.Thread(target=self._warm_loop, daemon=True, name="kubelet-warm")
             t.start()
@@ -175,6 +187,9 @@ class NodePool:
         self._stop.set()
         self._warm_wanted.set()
         self.queue.shutdown()
+        self.proxies.stop()
+        if self.network is not None:
+            self.network.stop()
         self.recorder.stop()
         for agent in list(self.agents.values()):
             agent.proxy.stop()
@@ -198,8 +213,13 @@ class NodePool:
             agent = NodeAgent(self.client, spec.name, runtime, self.clock, self.config,
                               index=index, spec=spec, recorder=self.recorder, wake=self._wake,
                               busy=self.busy)
+            agent.proxy = self.proxies.proxy_for(spec.name, self.machines)
+            if self.machines is not None:
+                agent.node_ip = self.machines.node_ip(spec.name) or agent.node_ip
             agent.register()         # before the heartbeat loop can see it
             agent.proxy.start()
+            if self.network is not None:
+                self.network.add_node(spec.name)
             agent.warm_needed = self._warm_wanted.set
             with self._lock:
                 self.agents[spec.name] = agent
@@ -245,6 +265,8 @@ class NodePool:
         agent.runtime.shutdown()
         if self.machines is not None:
             self.machines.remove(name)
+        if self.network is not None:
+            self.network.remove_node(name)     # peers drop their route to it
         with self._lock:
             self.agents.pop(name, None)
             for key in [k for k, v in self._holder.items() if v == name]:
@@ -286,7 +308,21 @@ class NodePool:
         if hasattr(agent.runtime, "down"):
             agent.runtime.down = False  # type: ignore[attr-defined]
         agent.restart()
+        if self.machines is not None:
+            self._refresh_node_ip(agent)
+            # a new boot has none of the routes and iptables rules: write them again
+            self.network.node_restarted(name)   # type: ignore[union-attr]
+            self.proxies.resync_node(name)
         self._resync(name)
+
+    def _refresh_node_ip(self, agent: NodeAgent) -> None:
+        """A restarted node container may come back with another address."""
+        ip = self.machines.node_ip(agent.name) if self.machines is not None else None
+        if ip and ip != agent.node_ip:
+            agent.node_ip = ip
+            self.client.patch("nodes", agent.name, {"status": {"addresses": [
+                {"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": agent.name}]}},
+                "merge", subresource="status")
 
 
 class _RateLimitedRecorder:

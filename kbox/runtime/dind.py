@@ -223,6 +223,32 @@ class NodeMachines:
         c = self._find(node)
         return c is not None and c.status == "running"
 
+    # ---- inside a node (kube-proxy's iptables, the pod routes) -----------------------
+    def node_ip(self, node: str) -> str | None:
+        """The node container's address on the cluster's network (its InternalIP)."""
+        c = self._find(node)
+        nets = ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}) if c else {}
+        return (nets.get(self.network) or {}).get("IPAddress") or None
+
+    def node_exec(self, node: str, cmd: list[str]) -> tuple[int, str]:
+        """Run `cmd` in the node container itself (not a pod): (exit code, output)."""
+        api = self.client.api
+        try:
+            exec_id = api.exec_create(self.container_name(node), cmd)["Id"]
+            out = api.exec_start(exec_id)
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        except Exception as e:
+            raise RuntimeError_(f"node {node}: exec {cmd[0]} failed: {e}") from None
+        return (code if code is not None else -1), out.decode(errors="replace")
+
+    def node_file(self, node: str, name: str, data: bytes) -> str:
+        """Write a file the node sees (through its /kbox folder); its path in the node."""
+        d = self.socket_dir(node)
+        tmp = d / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(d / name)
+        return f"/kbox/{name}"
+
     def remove(self, node: str) -> None:
         import docker.errors
         self._booted.discard(node)
