@@ -13,7 +13,9 @@ import logging
 import random
 import threading
 import time
-from typing import Any
+import uuid
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from kbox.api.client import InProcessClient
 from kbox.api.server import ApiServer
@@ -62,6 +64,7 @@ class Cluster:
         self.scheduler = None
         self.nodes = None
         self.host_ports = None     # docker: listeners on 127.0.0.1 for LoadBalancer / NodePort
+        self.dns = None            # the cluster DNS server (kbox.dns), CoreDNS's place
         self._housekeeping_stop = threading.Event()
         self._started = False
 
@@ -92,6 +95,7 @@ class Cluster:
         self.scheduler = Scheduler(self.client, self.informers, self.clock, config=self.config,
                                    rng=random.Random(self._scheduler_seed))
         self.machines = self._boot_machines() if self.runtime_name == "docker" else None
+        self.dns = self._start_dns()
         self.nodes = NodePool(self.client, self.informers, self.clock, self.config,
                               runtime=self.runtime_name, api=self.api, machines=self.machines)
         self.informers.start()
@@ -170,6 +174,103 @@ class Cluster:
                 list(pool.map(lambda n: machines.ensure(n, self.progress), names))
         return machines
 
+    def _start_dns(self):
+        """The cluster DNS and its Service. Docker clusters: on the host's address on the
+        cluster network (the gateway pods reach through their node), port 53; sim clusters:
+        on 127.0.0.1 (`networking.dnsPort`, 0 = any free port) for `dig @127.0.0.1 -p PORT`."""
+        from kbox.dns import dns_service_ip, start_cluster_dns
+        net = self.config.networking
+        if self.machines is not None:
+            host = self.machines.gateway_ip()
+            # 53 taken on that address: any port will do, the Endpoints name it
+            ports = [net.dns_port] if net.dns_port else [53, 0]
+        else:
+            host, ports = "127.0.0.1", [net.dns_port]
+        for i, port in enumerate(ports):
+            try:
+                server = start_cluster_dns(self.informers, host=host, port=port,
+                                           nameserver_ip=dns_service_ip(net.service_subnet),
+                                           reverse_ranges=(net.service_subnet, net.pod_subnet))
+                break
+            except OSError as e:
+                if i == len(ports) - 1:
+                    raise
+                log.warning("%s; trying another port", e)
+        self._ensure_dns_service(server.host if self.machines is not None else None, server.port)
+        self.progress(f"cluster DNS at {server.address}")
+        return server
+
+    def _ensure_dns_service(self, endpoint_ip: str | None, port: int) -> None:
+        """kube-system/kube-dns as kubeadm makes it (10.96.0.10, dns 53/UDP, dns-tcp 53/TCP),
+        without a selector: its Endpoints name kbox's own DNS server, so kube-proxy sends
+        10.96.0.10:53 there from every node. On sim nodes the server listens on 127.0.0.1,
+        which is no pod's or node's address (Kubernetes refuses loopback endpoints) and no
+        pod could reach: the Endpoints stay empty, honestly, and `kbox status` says where
+        the server is."""
+        from kbox.dns import DNS_SERVICE_NAME, DNS_SERVICE_NAMESPACE, dns_service_ip
+        ns, name = DNS_SERVICE_NAMESPACE, DNS_SERVICE_NAME
+        labels = {"k8s-app": "kube-dns", "kubernetes.io/cluster-service": "true",
+                  "kubernetes.io/name": "CoreDNS"}
+        svc = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": name, "namespace": ns, "labels": labels},
+               "spec": {"clusterIP": dns_service_ip(self.config.networking.service_subnet),
+                        "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                                  {"name": "dns-tcp", "port": 53, "protocol": "TCP",
+                                   "targetPort": 53}]}}
+        with self._own_uids("kube-dns"):
+            self._create_or_update_dns(svc, labels, endpoint_ip, port)
+
+    @contextmanager
+    def _own_uids(self, purpose: str) -> Iterator[None]:
+        """Objects kbox makes for itself take their uids from a stream of their own, so a
+        seeded cluster gives the user's objects the same uids whatever kbox adds."""
+        from kbox.api.server import seed_from
+        own = random.Random(seed_from(self.rng, purpose))
+        shared = self.api.uid_factory
+        self.api.uid_factory = lambda: str(uuid.UUID(int=own.getrandbits(128), version=4))
+        try:
+            yield
+        finally:
+            self.api.uid_factory = shared
+
+    def _create_or_update_dns(self, svc: dict[str, Any], labels: dict[str, str],
+                              endpoint_ip: str | None, port: int) -> None:
+        from kbox.api.errors import ApiError
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        try:
+            self.client.create("services", svc, ns)
+        except ApiError as e:
+            if e.code != 409:
+                raise
+        subsets = [{"addresses": [{"ip": endpoint_ip}],
+                    "ports": [{"name": "dns", "port": port, "protocol": "UDP"},
+                              {"name": "dns-tcp", "port": port, "protocol": "TCP"}]}] \
+            if endpoint_ip else []
+        for _ in range(5):          # create, or bring an earlier run's up to date
+            try:
+                cur = self.client.get("endpoints", name, ns)
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+                try:
+                    self.client.create("endpoints", {
+                        "apiVersion": "v1", "kind": "Endpoints",
+                        "metadata": {"name": name, "namespace": ns, "labels": labels},
+                        "subsets": subsets}, ns)
+                    return
+                except ApiError as e2:
+                    if e2.code != 409:
+                        raise
+                    continue
+            if (cur.get("subsets") or []) == subsets:
+                return
+            try:
+                self.client.update("endpoints", {**cur, "subsets": subsets}, ns)
+                return
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+
     def progress(self, message: str) -> None:
         """Boot steps worth telling a person about (image builds, node containers)."""
         log.info("%s", message)
@@ -178,8 +279,8 @@ class Cluster:
 
     def stop(self) -> None:
         self._housekeeping_stop.set()
-        for part in (self.nodes, self.scheduler, self.controllers, self.host_ports, self.informers,
-                     self.http):
+        for part in (self.nodes, self.dns, self.scheduler, self.controllers, self.host_ports,
+                     self.informers, self.http):
             if part is not None:
                 try:
                     part.stop()
@@ -245,6 +346,7 @@ class Cluster:
         nodes = self.client.list("nodes")["items"]
         pods = self.client.list("pods")["items"]
         return {"name": self.config.name, "runtime": self.runtime_name, "url": self.url,
+                "dns": self.dns.address if self.dns is not None else None,
                 "nodes": len(nodes), "pods": len(pods), "revision": self.store.revision}
 
     # ---- kbox's own node operations (not Kubernetes API) -------------------

@@ -89,6 +89,10 @@ class Networking(_Model):
     pod_subnet: str = Field("10.244.0.0/16", alias="podSubnet",
                             description="each node gets a /24 of it (kind's default: 256 nodes)")
     service_subnet: str = Field("10.96.0.0/12", alias="serviceSubnet")
+    dns_port: int = Field(0, ge=0, le=65535, alias="dnsPort",
+                          description="the cluster DNS's port: on 127.0.0.1 for sim clusters "
+                                      "(0: any free port); on the cluster network's gateway for "
+                                      "docker clusters (0: 53, or any free port if 53 is taken)")
 
     @field_validator("pod_subnet", "service_subnet")
     @classmethod

@@ -302,3 +302,18 @@ def test_malformed_packets_do_not_break_the_server(env):
         assert c.recv(512) == b""
     assert ask(env, "web.default.svc.cluster.local").rcode() == dns.rcode.NOERROR
     assert ask(env, "web.default.svc.cluster.local", tcp=True).rcode() == dns.rcode.NOERROR
+
+
+def test_the_dns_address_is_kept_for_kube_dns(api):
+    """The service range's tenth address is the cluster DNS's: the allocator never hands it to
+    another service, even before kube-dns exists ("default/s53483" hashes to it)."""
+    from kbox.api.client import InProcessClient
+    client = InProcessClient(api)
+
+    def make(name, ns="default"):
+        return client.create("services", {"apiVersion": "v1", "kind": "Service",
+                                          "metadata": {"name": name, "namespace": ns},
+                                          "spec": {"ports": [{"port": 53}]}}, ns)
+
+    assert make("s53483")["spec"]["clusterIP"] == "10.96.0.11"
+    assert make("kube-dns", "kube-system")["spec"]["clusterIP"] == DNS_IP

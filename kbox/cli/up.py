@@ -324,6 +324,8 @@ def cmd_status(args: argparse.Namespace, out: TextIO | None = None, err: TextIO 
     print(f'Cluster:   {info["name"]}', file=out)
     print(f'Runtime:   {info["runtime"]}', file=out)
     print(f'API:       {info["url"]}', file=out)
+    if info.get("dns"):
+        print(f'DNS:       {info["dns"]}', file=out)
     print(f'PID:       {st["pid"]}', file=out)
     print(f'Nodes:     {info["nodes"]}', file=out)
     print(f'Pods:      {info["pods"]}', file=out)

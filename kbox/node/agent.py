@@ -132,6 +132,7 @@ class PodRecord:
     written: dict[str, Any] | None = None    # the last status we wrote
     written_rv: int = 0                      # the resourceVersion our write produced
     cidr_wait_until: float | None = None
+    dns_warned: bool = False                 # the pod's DNS warnings were recorded
 
 
 def _rv(obj: dict[str, Any]) -> int:
@@ -212,6 +213,10 @@ class NodeAgent:
         self._lease_obj: dict[str, Any] | None = None
         from kbox.node.proxy import ServiceProxy
         self.proxy = ServiceProxy(name)
+        # the kubelet's --cluster-dns and --cluster-domain: kbox's DNS Service (kbox.dns)
+        from kbox.dns import dns_service_ip
+        from kbox.dns.resolvconf import DnsSettings
+        self.dns_settings = DnsSettings(cluster_dns=[dns_service_ip(config.networking.service_subnet)])
 
     def _new_boot_id(self, boots: int) -> str:
         d = hashlib.sha256(f"{self.name}/{self.index}/boot{boots}".encode()).hexdigest()
@@ -770,7 +775,8 @@ class NodeAgent:
             attempt = cr.restart_count + 1 if cr.created_any else 0
             try:
                 cid = self.runtime.create_container(rec.sandbox_id or "", _expanded(c, env), pod, env,
-                                                    attempt=attempt)
+                                                    attempt=attempt,
+                                                    resolv_conf=self._resolv_conf(pod, rec))
             except RuntimeUnavailable:
                 raise
             except RuntimeError_ as e:
@@ -802,6 +808,17 @@ class NodeAgent:
         elif cr.id and self.runtime.needs_polling:
             wakes.append(self.clock.now() + self.timings.sync_frequency)
         return st
+
+    def _resolv_conf(self, pod: dict[str, Any], rec: PodRecord) -> str:
+        """The pod's /etc/resolv.conf from its dnsPolicy and dnsConfig (the kubelet's DNS
+        configurer); what it had to cut or fall back on is said once per pod, as a Warning."""
+        from kbox.dns.resolvconf import pod_dns
+        dns = pod_dns(pod, self.dns_settings)
+        if not rec.dns_warned:
+            rec.dns_warned = True
+            for reason, message in dns.warnings:
+                self.event(pod, "Warning", reason, message)
+        return dns.text()
 
     def _ensure_image(self, pod: dict[str, Any], c: dict[str, Any], cr: ContainerRecord,
                       wakes: list[float]) -> bool:

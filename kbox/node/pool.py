@@ -207,7 +207,8 @@ class NodePool:
             options = {}
             if self.machines is not None:
                 options = {"base_url": self.machines.ensure(spec.name),
-                           "cluster": self.machines.cluster}
+                           "cluster": self.machines.cluster,
+                           "host_dir": str(self.machines.socket_dir(spec.name))}
             runtime = make_runtime(self.runtime_name, node_name=spec.name, clock=self.clock,
                                    config=self.config, **options)
             agent = NodeAgent(self.client, spec.name, runtime, self.clock, self.config,

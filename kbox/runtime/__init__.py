@@ -235,7 +235,10 @@ class Runtime:
 
     # ---- containers
     def create_container(self, sandbox_id: str, container: dict[str, Any], pod: dict[str, Any],
-                         env: dict[str, str], *, attempt: int = 0) -> str:
+                         env: dict[str, str], *, attempt: int = 0,
+                         resolv_conf: str | None = None) -> str:
+        """`resolv_conf`: the pod's /etc/resolv.conf as the kubelet formed it (kbox.dns.resolvconf;
+        CRI's DNSConfig); None leaves the runtime's own."""
         raise NotImplementedError
 
     def start_container(self, container_id: str) -> None: raise NotImplementedError

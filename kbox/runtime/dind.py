@@ -112,6 +112,16 @@ class NodeMachines:
             self.client.networks.create(self.network, driver="bridge", labels=self._labels(),
                                         check_duplicate=True)
 
+    def gateway_ip(self) -> str:
+        """The host's own address on the cluster's network (the bridge's gateway): what pods
+        reach after their node masquerades them, so kbox's cluster DNS listens there."""
+        net = self.client.networks.get(self.network)
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            gw = cfg.get("Gateway") or ""
+            if gw and ":" not in gw:
+                return gw.split("/")[0]
+        raise RuntimeError_(f"the cluster network {self.network} has no IPv4 gateway")
+
     # ---- one node --------------------------------------------------------------------
     def _find(self, node: str) -> Any | None:
         import docker.errors

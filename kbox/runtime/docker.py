@@ -34,6 +34,7 @@ import ipaddress
 import logging
 import math
 import re
+import shutil
 import socket
 import struct
 import threading
@@ -41,6 +42,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterator
 
 from kbox.runtime.images import POD_RUNTIME
@@ -54,6 +56,7 @@ log = logging.getLogger(__name__)
 API_VERSION = "1.41"                 # Docker 20.10; every newer engine speaks it too
 SANDBOX_IMAGE = "kbox/busybox:latest"
 POD_NETWORK = "kbox-pods"
+NODE_HOST_DIR = "/kbox"              # where a node container mounts its host folder
 # the sandbox's "pause": sleep forever, exit 0 at once on SIGTERM (docker-init forwards it)
 PAUSE_SCRIPT = 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'
 
@@ -163,9 +166,12 @@ class DockerRuntime(Runtime):
 
     def __init__(self, node_name: str, clock, config, *, base_url: str, cluster: str,
                  offline: bool = True, network: str = POD_NETWORK, timeout: float = 30.0,
-                 sandbox_image: str = SANDBOX_IMAGE) -> None:
+                 sandbox_image: str = SANDBOX_IMAGE, host_dir: str | None = None) -> None:
         import docker
         self.node_name = node_name
+        # the host folder the engine's machine sees at /kbox (a node's): pods' resolv.conf
+        # files are written there; None (an engine that is not a node's) keeps Docker's own
+        self.host_dir = host_dir
         self.clock = clock
         self.config = config
         self.cluster = cluster
@@ -352,9 +358,16 @@ class DockerRuntime(Runtime):
             pass
 
     def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        uid = ""
+        if self.host_dir:
+            try:
+                uid = self.pod_sandbox_status(sandbox_id).pod_uid
+            except ContainerNotFound:
+                pass
         for cid in self._sandbox_containers(sandbox_id):
             self.remove_container(cid)
         self.remove_container(sandbox_id)
+        self._remove_pod_files(uid)         # the pod is gone: so is its resolv.conf
 
     def _sandbox_from(self, info: dict[str, Any]) -> PodSandboxStatus:
         lab = (info.get("Config") or {}).get("Labels") or {}
@@ -390,7 +403,8 @@ class DockerRuntime(Runtime):
 
     # ---- containers --------------------------------------------------------------------
     def create_container(self, sandbox_id: str, container: dict[str, Any], pod: dict[str, Any],
-                         env: dict[str, str], *, attempt: int = 0) -> str:
+                         env: dict[str, str], *, attempt: int = 0,
+                         resolv_conf: str | None = None) -> str:
         import docker.errors
         image = container.get("image") or ""
         if not image:
@@ -440,6 +454,11 @@ class DockerRuntime(Runtime):
             hc["runtime"] = POD_RUNTIME
         env = dict(env)
         env.setdefault("HOSTNAME", pod_hostname(pod_name or "", spec))   # as the kubelet sets it
+        if resolv_conf is not None and self.host_dir:
+            # the kubelet's resolv.conf for this pod, bind-mounted over Docker's own (Docker
+            # leaves /etc/resolv.conf alone when a mount targets it). Written here, not at the
+            # sandbox: a warm sandbox starts before its pod is known
+            hc["binds"] = [f"{self._write_pod_file(uid, 'resolv.conf', resolv_conf)}:/etc/resolv.conf"]
         host_config = self.api.create_host_config(**hc)
         kwargs = dict(command=cmd, entrypoint=entrypoint,
                       environment=[f"{k}={v}" for k, v in env.items()],
@@ -458,6 +477,24 @@ class DockerRuntime(Runtime):
                     if e.status_code != 409:
                         raise
         raise RuntimeError_(f"no free container name for {base}")
+
+    # ---- the pod's files in the node's /kbox folder ---------------------------------------
+    def _pod_dir(self, pod_uid: str) -> Path:
+        return Path(self.host_dir or "") / "pods" / _safe(pod_uid)
+
+    def _write_pod_file(self, pod_uid: str, name: str, text: str) -> str:
+        """Write one of the pod's files (atomically: a running container keeps the old inode
+        until it is recreated); its path as the node's engine sees it."""
+        d = self._pod_dir(pod_uid)
+        d.mkdir(parents=True, exist_ok=True)
+        tmp = d / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(d / name)
+        return f"{NODE_HOST_DIR}/pods/{_safe(pod_uid)}/{name}"
+
+    def _remove_pod_files(self, pod_uid: str) -> None:
+        if self.host_dir and pod_uid:
+            shutil.rmtree(self._pod_dir(pod_uid), ignore_errors=True)
 
     def _has_pod_runtime(self) -> bool:
         """Does this engine know kbox's pod runtime (a node's engine does; a plain host one,

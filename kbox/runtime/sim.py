@@ -23,7 +23,7 @@ and the command, a line every five seconds of clock time while running (an
 access-log line for web servers), an exit line with the code. Each container
 instance keeps its own lines, so `logs --previous` shows the last dead one.
 
-exec knows a few commands (echo, hostname, cat /etc/hostname, env, true,
+exec knows a few commands (echo, hostname, cat /etc/hostname, cat /etc/resolv.conf, env, true,
 false, sh -c "exit N", ls, cat with stdin; `sh -c "a; b && c"` runs them in
 turn); anything else answers 127 on
 stderr as sh would. A streaming exec (`exec_stream`, kubectl exec) of an
@@ -112,6 +112,7 @@ class SimContainer:
     reason: str = ""
     stop_requested: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    resolv_conf: str | None = None         # what `cat /etc/resolv.conf` shows
 
     def setting(self, key: str) -> str | None:
         return sim_setting(self.pod, self.name, key)
@@ -188,7 +189,8 @@ class SimRuntime(Runtime):
 
     # ---- containers ------------------------------------------------------------
     def create_container(self, sandbox_id: str, container: dict[str, Any], pod: dict[str, Any],
-                         env: dict[str, str], *, attempt: int = 0) -> str:
+                         env: dict[str, str], *, attempt: int = 0,
+                         resolv_conf: str | None = None) -> str:
         self._check()
         sb = self._sandboxes.get(sandbox_id)
         if sb is None:
@@ -197,7 +199,7 @@ class SimRuntime(Runtime):
         cmd = list(container.get("command") or []) + list(container.get("args") or [])
         c = SimContainer(cid, sandbox_id, sb.pod_uid, container["name"], container.get("image", ""),
                          cmd, pod, self.clock.now() + self.timings.create_delay, attempt=attempt,
-                         env=dict(env))
+                         env=dict(env), resolv_conf=resolv_conf)
         with self._lock:
             self._containers[cid] = c
         return cid
@@ -413,6 +415,8 @@ class SimRuntime(Runtime):
             return 0, (" ".join(args) + "\n").encode(), b""
         if prog == "hostname" or (prog == "cat" and args == ["/etc/hostname"]):
             return 0, f"{pod_name}\n".encode(), b""
+        if prog == "cat" and args == ["/etc/resolv.conf"] and c.resolv_conf is not None:
+            return 0, c.resolv_conf.encode(), b""
         if prog in ("env", "printenv"):
             env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                    "HOSTNAME": pod_name, **c.env, "HOME": "/root"}

@@ -7,7 +7,8 @@ admission plugins. Used addresses are read from the store (the truth, so a
 restarted server with a write-ahead log sees them too) plus the few this
 server handed out moments ago and has not stored yet; that keeps concurrent
 creates from ever sharing an address. Cluster IPs come from 10.96.0.0/12
-(10.96.0.1 is the `kubernetes` service's, as in kubeadm clusters); the first
+(10.96.0.1 is the `kubernetes` service's and 10.96.0.10 the cluster DNS's, as in
+kubeadm clusters, and neither is handed to another service); the first
 candidate is a hash of namespace/name, so one manifest gets one address run
 after run, and collisions probe forward.
 """
@@ -34,6 +35,8 @@ from kbox.api.validation import dns_label_errors, dns_subdomain_errors, validate
 
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 KUBERNETES_SERVICE_IP = "10.96.0.1"
+# the cluster DNS's (kube-system/kube-dns), the tenth address as kubeadm's: never handed out
+DNS_SERVICE_IP = str(SERVICE_CIDR.network_address + 10)
 NODE_PORT_RANGE = (30000, 32767)
 IN_FLIGHT_SECONDS = 30.0     # an allocation not stored by then belonged to a failed create
 TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
@@ -98,8 +101,11 @@ class Allocator:
                 if (m.get("namespace"), m.get("name")) == ("default", "kubernetes") \
                         and KUBERNETES_SERVICE_IP not in ips:
                     ip = KUBERNETES_SERVICE_IP
+                elif (m.get("namespace"), m.get("name")) == ("kube-system", "kube-dns") \
+                        and DNS_SERVICE_IP not in ips:
+                    ip = DNS_SERVICE_IP
                 else:
-                    ip = _pick_ip(seed, ips)
+                    ip = _pick_ip(seed, ips | {DNS_SERVICE_IP})
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
                 self.recent_ips[ip] = (uid, now)
