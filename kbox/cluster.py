@@ -86,8 +86,8 @@ class Cluster:
         self.informers = InformerFactory(self.client)
         if self.runtime_name == "docker":
             # reach Services from the host: 127.0.0.1:PORT -> a Ready node's node port
-            from kbox.runtime.hostports import HostPorts, machine_address
-            self.host_ports = HostPorts(node_address=lambda node: machine_address(self.machines, node)
+            from kbox.runtime.hostports import HostPorts
+            self.host_ports = HostPorts(node_address=lambda node: self.machines.node_ip(node)
                                         if self.machines is not None else None)
         self.controllers = ControllerManager(self.client, self.informers, self.clock, self.config,
                                              host_ports=self.host_ports)

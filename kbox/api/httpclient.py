@@ -131,9 +131,11 @@ class HttpClient(Client):
             headers["Authorization"] = f"Bearer {token}"
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._token = token
         if isinstance(verify, str):          # a CA bundle: the cluster's own CA
             import ssl
             verify = ssl.create_default_context(cafile=verify)  # type: ignore[assignment]
+        self._verify = verify
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, verify=verify,
             timeout=httpx.Timeout(timeout, read=None),
@@ -367,6 +369,49 @@ class HttpClient(Client):
 
     def version(self):
         return self._request("GET", "/version")
+
+    def open_websocket(self, path: str, params: dict[str, Any], subprotocols: list[str]) -> Any:
+        """A WebSocket to `path` (pods/portforward), with this client's token and TLS trust;
+        a refused upgrade raises the server's Status as ApiError."""
+        import inspect
+        import ssl
+        from urllib.parse import urlencode
+
+        import websockets.exceptions
+        from websockets.sync.client import connect
+        url = self.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        context = None
+        if url.startswith("wss://"):
+            if isinstance(self._verify, ssl.SSLContext):
+                context = self._verify
+            else:
+                context = ssl.create_default_context()
+                if not self._verify:
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        options: dict[str, Any] = {}
+        accepted = inspect.signature(connect).parameters
+        if "proxy" in accepted:      # websockets 15+: never through a proxy from the environment
+            options["proxy"] = None
+        if "legacy" in accepted:     # websockets 17+: a plain connection, closed by the caller
+            options["legacy"] = True
+        try:
+            return connect(f"{url}{path}?{urlencode(params, doseq=True)}", ssl=context,
+                           subprotocols=subprotocols, additional_headers=headers,
+                           max_size=None, compression=None, open_timeout=self.timeout, **options)
+        except websockets.exceptions.InvalidStatus as e:
+            code, body = e.response.status_code, e.response.body or b""
+            try:
+                status = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                status = None
+            if isinstance(status, dict) and status.get("kind") == "Status":
+                raise ApiError.from_status(status, code) from None
+            raise ApiError(code, "Unknown", f"the server refused the upgrade ({code}): "
+                           f"{body.decode(errors='replace').strip()}") from None
+        except OSError as e:
+            raise ApiError(503, "ServiceUnavailable", f"cannot reach the API at {self.base_url}: {e}")
 
     # ---- kbox's own routes ---------------------------------------------------------
     def get_metrics(self, kind, namespace=None):

@@ -162,6 +162,7 @@ def load_commands() -> None:
         describe,  # kubectl's describe layouts
         imagecmds,  # noqa: F401  (kbox image build|ls)
         kubeconfig,  # noqa: F401  (kbox kubeconfig)
+        portforward,  # noqa: F401  (kbox port-forward)
         route,  # noqa: F401  (kbox route)
     )
     COMMANDS["describe"] = describe.DESCRIBE_COMMAND

@@ -46,16 +46,6 @@ def port_in_use(e: OSError) -> bool:
     return e.errno == errno.EADDRINUSE
 
 
-def machine_address(machines: Any, node: str) -> str | None:
-    """The node container's address on the cluster's Docker network (None when the node
-    has no running machine)."""
-    c = machines._find(node)
-    if c is None or c.status != "running":
-        return None
-    nets = ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {})
-    return (nets.get(machines.network) or {}).get("IPAddress") or None
-
-
 @dataclass
 class _Listener:
     host_port: int
@@ -68,7 +58,7 @@ class HostPorts:
     """TCP listeners on `host` forwarding to the nodes' node ports.
 
     `node_address(name)` turns a node name into an address the host can reach (for
-    docker nodes, `machine_address`); `set_nodes(names)` says which nodes are Ready.
+    docker nodes, `NodeMachines.node_ip`); `set_nodes(names)` says which nodes are Ready.
     `routes(node_port)` lists where a connection may go, in order; by default every
     Ready node's address at node_port (a connection starts at the next one in turn).
     """
@@ -241,4 +231,4 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         dst.close()
 
 
-__all__ = ["HostPorts", "machine_address", "bind_error_text", "port_in_use", "LOCALHOST"]
+__all__ = ["HostPorts", "bind_error_text", "port_in_use", "LOCALHOST"]
