@@ -201,3 +201,69 @@ def test_deleting_the_service_releases_its_port(env):
     env.client.create("services", lb_service("again", port), NS)
     env.settle()
     assert "error" not in status(env, "again")["ingress"][0]["ports"][0]
+
+
+def test_with_real_listeners_connections_reach_a_ready_nodes_node_port():
+    """The docker runtime's provider (HostPorts) under the controller, without containers:
+    the "node" is 127.0.0.1 and an echo server holds the Service's node port there, so the
+    LoadBalancer port forwards to it, and the node port itself cannot be had on the host."""
+    import socketserver
+    import threading
+
+    from kbox.runtime.hostports import HostPorts
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            while data := self.request.recv(65536):
+                self.request.sendall(data)
+
+    node_port = next(p for p in range(31000, 32000) if _free(p))
+    echo = socketserver.ThreadingTCPServer(("127.0.0.1", node_port), Echo)
+    echo.daemon_threads = True
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    provider = HostPorts(node_address=lambda node: "127.0.0.1")
+    e = Env()
+    e.lb = e.add(LoadBalancerController, provider=provider)
+    e.start()
+    try:
+        e.make_node("n1")
+        e.make_node("n2", ready=False)
+        e.settle()
+        assert provider.targets == ["127.0.0.1"]          # only the Ready node
+        port = free_port()
+        svc = lb_service("web", port)
+        svc["spec"]["ports"][0]["nodePort"] = node_port
+        e.client.create("services", svc, NS)
+        e.settle()
+        assert status(e, "web")["ingress"][0]["ports"] == [{"port": port, "protocol": "TCP"}]
+        assert provider.listening() == {port: node_port}
+        ensured = [m for _, r, m in reasons(e, "web") if r == "EnsuredLoadBalancer"]
+        assert ensured == ["Ensured load balancer"]        # real listeners: no sim note
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"through the load balancer")
+            assert s.recv(100) == b"through the load balancer"
+        [warn] = [m for t, r, m in reasons(e, "web") if r == "HostPortUnavailable"]
+        assert warn == (f"node port not reachable from the host: port {node_port}/TCP: listen tcp "
+                        f"127.0.0.1:{node_port}: bind: address already in use")
+        # the Ready node set changes: the listeners follow, and the Service hears of it
+        e.heartbeat("n2", ready=True)
+        e.settle()
+        assert provider.targets == ["127.0.0.1", "127.0.0.1"]
+        assert "UpdatedLoadBalancer" in [r for _, r, _ in reasons(e, "web")]
+        e.client.delete("services", "web", NS)
+        e.settle()
+        assert provider.listening() == {}
+    finally:
+        e.close()
+        provider.stop()
+        echo.shutdown()
+        echo.server_close()
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
