@@ -196,6 +196,87 @@ def test_a_pod_failing_readiness_stops_receiving_traffic(env):
     wait_for(lambda: victim in _fetch(env, f"http://{ip}/", 20), 10, f"{victim} serving again")
 
 
+def test_a_pod_reaches_itself_through_its_service(env):
+    ip = env.client.get("services", "web", "default")["spec"]["clusterIP"]
+    me = sorted(_web_pods(env))[1]
+    out = _sh(env, me, f"for i in $(seq 30); do timeout 5 wget -qO- http://{ip}/ || echo FAIL; done",
+              container="httpd").split()
+    assert me in out and "FAIL" not in out          # hairpin: masqueraded back to itself
+
+
+def _dns_answer(query: bytes, address: str) -> bytes:
+    """A DNS response giving `address` (one A record) to an A `query`, none to others."""
+    import socket
+    import struct
+    end = 12
+    while query[end]:
+        end += query[end] + 1
+    question = query[12:end + 5]
+    if question[-4:-2] != b"\x00\x01":           # not an A query: no records
+        return query[:2] + struct.pack(">HHHHH", 0x8180, 1, 0, 0, 0) + question
+    header = query[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0)
+    answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 30, 4) + socket.inet_aton(address)
+    return header + question + answer
+
+
+def test_udp_through_a_selectorless_service_to_a_server_on_the_host(env):
+    """What the cluster DNS does: a Service without selector whose Endpoints point at the
+    host's address on the cluster's Docker network; UDP queries from a pod reach it."""
+    import socket
+    import threading
+    net = env.machines.client.networks.get(env.machines.network)
+    gateway = net.attrs["IPAM"]["Config"][0]["Gateway"].split("/")[0]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((gateway, 0))
+    sock.settimeout(0.5)
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(512)
+            except OSError:
+                continue
+            seen.append(peer[0])
+            sock.sendto(_dns_answer(data, "10.1.2.3"), peer)
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        svc = env.client.create("services", {"metadata": {"name": "udp"}, "spec": {
+            "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]}}, "default")
+        env.client.create("endpoints", {"metadata": {"name": "udp"}, "subsets": [{
+            "addresses": [{"ip": gateway}],
+            "ports": [{"name": "dns", "port": sock.getsockname()[1], "protocol": "UDP"}]}]}, "default")
+        ip = svc["spec"]["clusterIP"]
+        out = wait_for(lambda: "10.1.2.3" in (o := _sh(env, "client", f"timeout 5 nslookup web.test {ip}")) and o,
+                       20, "an answer through the UDP service")
+        assert "Address: 10.1.2.3" in out or "Address 1: 10.1.2.3" in out, out
+        # the node masqueraded the pod's query to its own address on the cluster network
+        client_node = _pod(env, "client")["spec"]["nodeName"]
+        assert env.machines.node_ip(client_node) in seen
+    finally:
+        stop.set()
+        t.join(2)
+        sock.close()
+
+
+def test_an_added_node_joins_the_pod_network_and_a_removed_one_leaves_it(env):
+    env.node_action("add", "extra")
+    node = wait_for(lambda: (n := env.client.get("nodes", "extra"))["spec"].get("podCIDR") and n, 30,
+                    "the new node's pod CIDR")
+    cidr = node["spec"]["podCIDR"]
+    others = [n for n in env.nodes.agents if n != "extra"]
+    wait_for(lambda: all(f"{cidr} via {env.machines.node_ip('extra')} " in
+                         env.machines.node_exec(n, ["ip", "-4", "route", "show"])[1] for n in others),
+             30, "every peer's route to the new node")
+    ip = env.client.get("services", "web", "default")["spec"]["clusterIP"]
+    wait_for(lambda: f"-d {ip}/32" in _iptables(env, "extra"), 30, "the service rules on the new node")
+    env.node_action("remove", "extra")
+    wait_for(lambda: not any(cidr in env.machines.node_exec(n, ["ip", "-4", "route", "show"])[1]
+                             for n in others), 30, "the removed node's route gone from every peer")
+
+
 def test_a_restarted_node_gets_its_routes_and_rules_back(env):
     node = sorted(env.nodes.agents)[2]
     ip = env.client.get("services", "web", "default")["spec"]["clusterIP"]
