@@ -8,7 +8,7 @@ restarted server with a write-ahead log sees them too) plus the few this
 server handed out moments ago and has not stored yet; that keeps concurrent
 creates from ever sharing an address. Cluster IPs come from 10.96.0.0/12
 (10.96.0.1 is the `kubernetes` service's and 10.96.0.10 the cluster DNS's, as in
-kubeadm clusters, and neither is handed to another service); the first
+kubeadm clusters: the allocator never picks either for another service); the first
 candidate is a hash of namespace/name, so one manifest gets one address run
 after run, and collisions probe forward.
 """
