@@ -107,7 +107,7 @@ def test_node_port_form_finds_the_service_by_its_port(cluster):
 def test_selectorless_endpoints_and_not_ready_addresses(cluster):
     c = cluster.client
     c.create("services", {"metadata": {"name": "dns", "namespace": "kube-system"}, "spec": {
-        "clusterIP": "10.96.0.10", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+        "clusterIP": "10.96.0.53", "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                                              {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}},
              "kube-system")
     c.create("endpoints", {"metadata": {"name": "dns", "namespace": "kube-system"}, "subsets": [{
@@ -116,7 +116,7 @@ def test_selectorless_endpoints_and_not_ready_addresses(cluster):
                   {"name": "dns-tcp", "port": 53, "protocol": "TCP"}]}]}, "kube-system")
     rc, out, err = route(cluster, "svc/dns -n kube-system --port 53 --protocol UDP --requests 10")
     assert rc == 0, err
-    assert out.splitlines()[0] == "service kube-system/dns port 53/UDP (dns) at 10.96.0.10:53"
+    assert out.splitlines()[0] == "service kube-system/dns port 53/UDP (dns) at 10.96.0.53:53"
     assert "172.18.0.1:53  -    -     10" in out and "172.18.0.99" not in out
     # the sim cluster's kube-proxy table (nothing to program on sim nodes) has it too
     wait_for(lambda: any(r.name == "dns" and r.protocol == "UDP" and r.backends

@@ -133,7 +133,8 @@ def _backend_text(b: Backend, ns: str) -> tuple[str, str]:
 
 
 @command("route", "Show which backend a request to a Service reaches (kube-proxy's choice)",
-         usage="kbox route svc/web --port 80 --from client --requests 100", group="Troubleshooting and Debugging")
+         usage="kbox route svc/web --port 80 --from client --requests 100",
+         group="Troubleshooting and Debugging")
 @arguments(_args)
 def cmd_route(ctx: Context, args: argparse.Namespace) -> int:
     if args.requests < 1:

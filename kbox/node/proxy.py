@@ -35,7 +35,7 @@ import ipaddress
 import logging
 import random
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from kbox.api.objects import Obj
