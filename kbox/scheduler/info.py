@@ -272,6 +272,28 @@ class PodInfo:
 
 
 # ---- nodes -----------------------------------------------------------------------------
+# A node with at least this much room fits any "simple" pod requesting no more than this
+# without looking at it (see NodeViews): most nodes of a busy cluster, most of the time.
+ROOMY_CPU = 1000              # millicores
+ROOMY_MEM = 1 << 30           # bytes
+
+
+class NodeViews:
+    """Cluster-wide views that every NodeInfo keeps current as its pods change, so a
+    scheduling cycle need not visit each of the hundreds of nodes it samples:
+
+    - `tight`: the nodes that are blocked (cordoned, tainted, gone) or have less room than
+      ROOMY_CPU / ROOMY_MEM / one pod. Every other node fits any pod within those sizes.
+    - `owner_nodes`: owner uid -> {NodeInfo: how many of the owner's pods it holds}, the
+      spreading score's input, so a cycle visits only the nodes that hold the owner's pods.
+    """
+
+    __slots__ = ("owner_nodes", "tight")
+
+    def __init__(self) -> None:
+        self.tight: set[NodeInfo] = set()
+        self.owner_nodes: dict[str, dict[NodeInfo, int]] = {}
+
 class NodeInfo:
     """A node plus the sums of what the pods on it (bound or assumed) request."""
 
@@ -286,6 +308,7 @@ class NodeInfo:
         "free_pods",
         "generation",
         "hard_taints",
+        "idx",
         "labels",
         "name",
         "node",
@@ -303,10 +326,13 @@ class NodeInfo:
         "sc_sig",
         "sc_val",
         "unschedulable",
+        "views",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, views: NodeViews | None = None) -> None:
         self.name = name
+        self.views = views if views is not None else NodeViews()
+        self.idx = -1                    # position in the scheduler's node list (-1: not in it)
         self.node: Obj | None = None
         self.labels: dict[str, str] = {}
         self.unschedulable = False
@@ -356,6 +382,10 @@ class NodeInfo:
             self.free_pods = self.alloc_pods - self.pod_count
         self.generation += 1
         self.sc_sig = None    # the cached base score is stale: one identity test in the hot loop
+        if self.free_cpu >= ROOMY_CPU and self.free_mem >= ROOMY_MEM and self.free_pods > 0:
+            self.views.tight.discard(self)
+        else:
+            self.views.tight.add(self)
 
     def add_pod(self, pi: PodInfo) -> None:
         self.pods[pi.key] = pi
@@ -386,8 +416,13 @@ class NodeInfo:
                     del self.ports[(proto, port)]
         if pi.owner:
             n = self.owners.get(pi.owner, 0) + sign
+            by_node = self.views.owner_nodes.setdefault(pi.owner, {})
             if n > 0:
                 self.owners[pi.owner] = n
+                by_node[self] = n
             else:
                 self.owners.pop(pi.owner, None)
+                by_node.pop(self, None)
+                if not by_node:
+                    del self.views.owner_nodes[pi.owner]
         self._refresh()

@@ -20,6 +20,7 @@ unset), without `spec.nodeName` and not being deleted are scheduled.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import random
 import threading
@@ -30,7 +31,7 @@ from kbox.api.errors import ApiError
 from kbox.clock import Clock, RealClock, iso_time
 from kbox.controllers.events import NORMAL, WARNING, EventRecorder
 from kbox.controllers.informer import InformerFactory
-from kbox.scheduler.info import NodeInfo, PodInfo
+from kbox.scheduler.info import ROOMY_CPU, ROOMY_MEM, NodeInfo, NodeViews, PodInfo
 from kbox.scheduler.interpod import InterPodState
 from kbox.scheduler.plugins import (
     MAX_SCORE,
@@ -93,6 +94,7 @@ class Scheduler:
         # the cache: guarded by one lock, held for a whole filter+score+assume
         self._lock = threading.RLock()
         self._nodes: dict[str, NodeInfo] = {}
+        self._views = NodeViews()        # kept current by the NodeInfos (see _find_node)
         self._node_list: list[NodeInfo] = []
         self._node_ring: list[NodeInfo] = []                   # _node_list twice, rebuilt lazily
         self._ring_dirty = False
@@ -198,6 +200,9 @@ class Scheduler:
         # PodTopologySpread's PreFilter: counts per domain for hard spread constraints
         sps = SpreadState(pi, self._node_list) if pi.spread else None
         simple = pi.simple and ipa is None
+        if simple and sps is None and cpu <= ROOMY_CPU and mem <= ROOMY_MEM \
+                and len(self._views.tight) * 8 <= n:
+            return self._find_node_roomy(pi, start, n, want)
         # Walk the ring (the node list twice over) from the round-robin start, in chunks no
         # larger than what is still wanted, so exactly the nodes kube-scheduler would look at
         # are looked at; a chunk that passes the fast check whole costs one comprehension.
@@ -245,6 +250,74 @@ class Scheduler:
                       for ni, c in zip(feasible, counts)]
         else:
             totals = [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
+        return select_host(pi, feasible, self.rng, bases=totals, spread_done=True,
+                           any_prefer_taints=self._prefer_taint_nodes > 0), failures, n
+
+    def _find_node_roomy(self, pi: PodInfo, start: int, n: int,
+                         want: int) -> tuple[NodeInfo | None, list, int]:
+        """_find_node for a small simple pod while few nodes are tight: the same walk, the
+        same feasible nodes in the same order and the same scores, but only the tight nodes
+        and the nodes holding the pod's owner's pods are visited one by one; a run of roomy
+        nodes between two tight ones is feasible as a whole."""
+        ring = self._node_ring
+        cpu, mem = pi.cpu, pi.mem
+        offsets = sorted((ni.idx - start) % n for ni in self._views.tight if ni.idx >= 0)
+        feasible: list[NodeInfo] = []
+        failures: list = []
+        failed_at: list[int] = []        # offsets (from start) of the tight nodes that failed
+        pos, end = start, start + n
+        for off in offsets:
+            take = min(start + off - pos, want - len(feasible))
+            if take > 0:
+                feasible += ring[pos:pos + take]
+                pos += take
+            if len(feasible) >= want:
+                break
+            ni = ring[pos]
+            pos += 1
+            if cpu <= ni.free_cpu and mem <= ni.free_mem and ni.free_pods > 0:
+                feasible.append(ni)
+                continue
+            f = run_filters(pi, ni)
+            if f is None:
+                feasible.append(ni)
+            else:
+                failures.append(f)
+                failed_at.append(off)
+        take = min(end - pos, want - len(feasible))
+        if take > 0:
+            feasible += ring[pos:pos + take]
+            pos += take
+        self._next_start = pos % n
+        if not feasible:
+            return None, failures, n
+        sig = pi.sig
+        totals = [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
+        held = self._views.owner_nodes.get(pi.owner) if pi.owner else None
+        if held and len(held) >= len(feasible):
+            # an owner spread over more nodes than were sampled: count on the sampled ones
+            owner = pi.owner
+            counts = [ni.owners.get(owner, 0) for ni in feasible]
+            top = max(counts)
+            if top:
+                pen = [W_SPREAD * (MAX_SCORE * c // top) for c in range(top + 1)]
+                totals = [t - pen[c] for t, c in zip(totals, counts)]
+        elif held:
+            # where the owner's nodes sit in `feasible`: their offset less the failed ones before
+            walked = pos - start
+            hits = []
+            for ni, c in held.items():
+                if ni.idx < 0:
+                    continue
+                off = (ni.idx - start) % n
+                if off < walked:
+                    k = bisect.bisect_left(failed_at, off)
+                    if k == len(failed_at) or failed_at[k] != off:
+                        hits.append((off - k, c))
+            top = max((c for _, c in hits), default=0)
+            if top:
+                for i, c in hits:
+                    totals[i] -= W_SPREAD * (MAX_SCORE * c // top)
         return select_host(pi, feasible, self.rng, bases=totals, spread_done=True,
                            any_prefer_taints=self._prefer_taint_nodes > 0), failures, n
 
@@ -320,7 +393,7 @@ class Scheduler:
     def _node_info(self, name: str) -> NodeInfo:
         ni = self._nodes.get(name)
         if ni is None:   # a pod bound to a node the cache has not seen yet
-            ni = self._nodes[name] = NodeInfo(name)
+            ni = self._nodes[name] = NodeInfo(name, self._views)
         return ni
 
     def _on_node_add(self, node: Obj) -> None:
@@ -350,12 +423,16 @@ class Scheduler:
             if ni.node is not None:
                 self._prefer_taint_nodes -= 1 if ni.prefer_taints else 0
                 self._node_list = [x for x in self._node_list if x is not ni]
+                for i, x in enumerate(self._node_list):
+                    x.idx = i
+                ni.idx = -1
                 self._ring_dirty = True
             if ni.pods:
                 ni.node = None      # keep counting its pods until they are gone
                 ni._refresh()
             else:
                 del self._nodes[name]
+                self._views.tight.discard(ni)
 
     def _set_node(self, ni: NodeInfo, node: Obj, known: bool) -> None:
         if known and ni.prefer_taints:
@@ -364,6 +441,7 @@ class Scheduler:
         if ni.prefer_taints:
             self._prefer_taint_nodes += 1
         if not known:
+            ni.idx = len(self._node_list)
             self._node_list.append(ni)     # O(1); the scheduling cycle reads it under this lock
             self._ring_dirty = True
 
