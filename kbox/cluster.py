@@ -45,7 +45,8 @@ class Cluster:
         from kbox.api.server import seed_from
         self._scheduler_seed = seed_from(self.rng, "scheduler")
         self.api = ApiServer(self.store, self.clock, rng=self.rng,
-                             event_ttl_seconds=self.config.event_ttl_seconds)
+                             event_ttl_seconds=self.config.event_ttl_seconds,
+                             service_cidr=self.config.networking.service_subnet)
         self.client = InProcessClient(self.api)
         self.serve_http = serve_http
         self.http = None

@@ -174,3 +174,116 @@ def test_type_change_to_node_port_allocates(api):
     out = api.update("services", s, "default")
     assert 30000 <= out["spec"]["ports"][0]["nodePort"] <= 32767
     assert out["spec"]["clusterIP"] == s["spec"]["clusterIP"]
+
+
+# ---- a type change drops what the new type has no use for (Kubernetes since 1.20) -----------
+
+def test_node_port_to_cluster_ip_drops_the_allocated_node_ports(api):
+    api.create("services", svc("np", type="NodePort"), "default")
+    # `kubectl patch svc np -p '{"spec":{"type":"ClusterIP"}}'`: the allocated nodePort is
+    # still in the merged object, and the API drops it rather than refusing the update
+    out = api.patch("services", "np", {"spec": {"type": "ClusterIP"}}, "strategic", "default")["spec"]
+    assert out["type"] == "ClusterIP"
+    assert "nodePort" not in out["ports"][0]
+    assert "externalTrafficPolicy" not in out
+    assert api.get("services", "np", "default")["spec"] == out
+
+
+def test_load_balancer_to_cluster_ip_by_apply_frees_its_node_port(api):
+    manifest = svc("lb", type="LoadBalancer", ports=[{"port": 8080, "nodePort": 30080}])
+    s = api.create("services", manifest, "default")
+    ip = s["spec"]["clusterIP"]
+    s["status"] = {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ipMode": "VIP"}]}}
+    api.update_status("services", s, "default")
+    # kubectl apply of the manifest without a type or nodePort: the three-way patch removes
+    # the type and the nodePort it applied before (the live object's other fields stay)
+    out = api.patch("services", "lb", {"spec": {"type": None, "ports": [
+        {"port": 8080, "nodePort": None}]}}, "strategic", "default")
+    spec = out["spec"]
+    assert spec["type"] == "ClusterIP" and spec["clusterIP"] == ip
+    assert all("nodePort" not in p for p in spec["ports"])
+    assert "allocateLoadBalancerNodePorts" not in spec and "externalTrafficPolicy" not in spec
+    assert out["status"] == {"loadBalancer": {}}
+    # the node port is free at once for another service
+    other = api.create("services", svc("taker", type="NodePort",
+                                       ports=[{"port": 80, "nodePort": 30080}]), "default")
+    assert other["spec"]["ports"][0]["nodePort"] == 30080
+
+
+def test_type_change_keeps_a_node_port_the_user_changed_and_validation_refuses_it(api):
+    s = api.create("services", svc("np", type="NodePort"), "default")
+    port = s["spec"]["ports"][0]["nodePort"]
+    other = 30000 + (port - 30000 + 1) % 2768
+    s["spec"]["type"] = "ClusterIP"
+    s["spec"]["ports"][0]["nodePort"] = other
+    with pytest.raises(ApiError) as ei:
+        api.update("services", s, "default")
+    assert ei.value.code == 422
+    assert {c["field"]: c["message"] for c in ei.value.causes}["spec.ports[0].nodePort"] == \
+        "Forbidden: may not be used when `type` is 'ClusterIP'"
+
+
+def test_cluster_ip_to_external_name_drops_the_cluster_ips(api):
+    ip = api.create("services", svc("db"), "default")["spec"]["clusterIP"]
+    out = api.patch("services", "db", {"spec": {"type": "ExternalName",
+                                                "externalName": "db.example.com"}},
+                    "merge", "default")["spec"]
+    assert out["type"] == "ExternalName" and out["externalName"] == "db.example.com"
+    for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+        assert field not in out, field
+    # the address is free again, and turning back to ClusterIP allocates one anew
+    api.create("services", svc("taker", clusterIP=ip), "default")
+    back = api.patch("services", "db", {"spec": {"type": "ClusterIP", "externalName": None}},
+                     "merge", "default")["spec"]
+    assert back["clusterIP"] not in ("", None, ip) and back["clusterIPs"] == [back["clusterIP"]]
+
+
+def test_external_name_may_not_carry_cluster_ips(api):
+    got = causes(api, {"metadata": {"name": "ext"},
+                       "spec": {"type": "ExternalName", "externalName": "example.com",
+                                "clusterIP": "10.96.40.40"}})
+    assert got["spec.clusterIPs"] == "Forbidden: may not be set for ExternalName services"
+    s = api.create("services", svc("db"), "default")
+    # changing the type and choosing an address: kept, so validation names it
+    s["spec"].update(type="ExternalName", externalName="example.com",
+                     clusterIP="10.96.40.41", clusterIPs=["10.96.40.41"])
+    with pytest.raises(ApiError) as ei:
+        api.update("services", s, "default")
+    assert any(c["field"] == "spec.clusterIPs" for c in ei.value.causes)
+
+
+# ---- the cluster's own service range (networking.serviceSubnet) ---------------------------
+
+def test_a_cluster_allocates_from_its_configured_service_subnet():
+    from kbox.cluster import Cluster
+    from kbox.config import ClusterConfig
+    config = ClusterConfig.model_validate({
+        "name": "svcrange", "runtime": "sim", "seed": 5, "nodes": {"count": 1},
+        "networking": {"serviceSubnet": "10.100.0.0/16"}})
+    c = Cluster(config, serve_http=False).start(timeout=20)
+    try:
+        client = c.client
+        dns = client.get("services", "kube-dns", "kube-system")["spec"]
+        assert dns["clusterIP"] == "10.100.0.10"
+        ips = [client.create("services", svc(f"s{i}"), "default")["spec"]["clusterIP"]
+               for i in range(20)]
+        assert all(ipaddress.ip_address(ip) in ipaddress.ip_network("10.100.0.0/16") for ip in ips)
+        assert "10.100.0.10" not in ips and "10.100.0.1" not in ips
+        chosen = client.create("services", svc("fixed", clusterIP="10.100.7.7"), "default")
+        assert chosen["spec"]["clusterIP"] == "10.100.7.7"
+        # the default range's addresses are outside this cluster's
+        with pytest.raises(ApiError) as ei:
+            client.create("services", svc("far", clusterIP="10.96.0.20"), "default")
+        assert ei.value.code == 422
+        assert {c_["field"]: c_["message"] for c_ in ei.value.causes}["spec.clusterIPs"] == (
+            'Invalid value: ["10.96.0.20"]: failed to allocate IP 10.96.0.20: the provided IP '
+            "(10.96.0.20) is not in the valid range. The range of valid IPs is 10.100.0.0/16")
+    finally:
+        c.stop()
+
+
+def test_an_api_server_without_a_range_uses_kubeadms_default(api):
+    assert api.service_cidr == "10.96.0.0/12"
+    got = causes(api, svc("far", clusterIP="10.112.0.20"))     # 10.96.0.0-10.111.255.255
+    assert got["spec.clusterIPs"].endswith("The range of valid IPs is 10.96.0.0/12")
+    assert api.create("services", svc("near", clusterIP="10.111.0.20"), "default")

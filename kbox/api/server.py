@@ -74,7 +74,7 @@ def seed_from(rng: random.Random, purpose: str) -> str:
 class ApiServer:
     def __init__(self, store: Store, clock: Clock | None = None, *,
                  rng: random.Random | None = None, max_object_bytes: int = MAX_OBJECT_BYTES,
-                 event_ttl_seconds: float = 3600.0) -> None:
+                 event_ttl_seconds: float = 3600.0, service_cidr: str = "10.96.0.0/12") -> None:
         import kbox.api.kinds  # noqa: F401  (registers every kind's strategy)
 
         self.store = store
@@ -87,6 +87,9 @@ class ApiServer:
         self._name_rngs: dict[str, random.Random] = {}
         self.max_object_bytes = max_object_bytes
         self.event_ttl_seconds = event_ttl_seconds
+        # Services' cluster IPs come from here (networking.serviceSubnet; kube-apiserver's
+        # --service-cluster-ip-range)
+        self.service_cidr = service_cidr
         self.admission: list[Admission] = []
         self.node_endpoints: dict[str, NodeEndpoint] = {}
         self._caches: dict[str, WatchCache] = {}

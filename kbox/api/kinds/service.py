@@ -6,11 +6,17 @@ Allocation needs the whole cluster's view, so it happens in the strategy's
 admission plugins. Used addresses are read from the store (the truth, so a
 restarted server with a write-ahead log sees them too) plus the few this
 server handed out moments ago and has not stored yet; that keeps concurrent
-creates from ever sharing an address. Cluster IPs come from 10.96.0.0/12
-(10.96.0.1 is the `kubernetes` service's and 10.96.0.10 the cluster DNS's, as in
-kubeadm clusters: the allocator never picks either for another service); the first
-candidate is a hash of namespace/name, so one manifest gets one address run
-after run, and collisions probe forward.
+creates from ever sharing an address. Cluster IPs come from the cluster's
+`networking.serviceSubnet` (the ApiServer's `service_cidr`, 10.96.0.0/12 by default);
+its first address is the `kubernetes` service's and its tenth the cluster DNS's
+(10.96.0.1 and 10.96.0.10, as in kubeadm clusters: the allocator never picks either
+for another service); the first candidate is a hash of namespace/name, so one manifest
+gets one address run after run, and collisions probe forward. A chosen address outside
+the range is the allocator's refusal, as in Kubernetes.
+
+An update that changes the type drops what the new type no longer needs and the
+user left as it was (Kubernetes' dropTypeDependentFields, since 1.20): node ports
+when leaving NodePort/LoadBalancer, the cluster IPs when turning ExternalName.
 """
 
 from __future__ import annotations
@@ -25,18 +31,15 @@ from typing import Any
 import orjson
 
 from kbox.api.kinds.base import KindStrategy
-from kbox.api.kinds.common import (Cause, duplicate, enum, immutable, invalid, required,
-                                   unsupported)
+from kbox.api.kinds.common import (Cause, duplicate, enum, forbidden, immutable, invalid,
+                                   required, unsupported)
 from kbox.api.kinds.podspec import PROTOCOLS, port_name_errors, port_number
 from kbox.api.models import core
 from kbox.api.objects import Obj
 from kbox.api.strategy import register
 from kbox.api.validation import dns_label_errors, dns_subdomain_errors, validate_labels
 
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
-KUBERNETES_SERVICE_IP = "10.96.0.1"
-# the cluster DNS's (kube-system/kube-dns), the tenth address as kubeadm's: never handed out
-DNS_SERVICE_IP = str(SERVICE_CIDR.network_address + 10)
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"     # kubeadm's and kind's, config.Networking's default
 NODE_PORT_RANGE = (30000, 32767)
 IN_FLIGHT_SECONDS = 30.0     # an allocation not stored by then belonged to a failed create
 TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
@@ -45,10 +48,34 @@ TRAFFIC_POLICIES = ("Cluster", "Local")
 IP_FAMILY_POLICIES = ("SingleStack", "PreferDualStack", "RequireDualStack")
 
 
+class ServiceRange:
+    """The cluster's service range and the two addresses kubeadm reserves in it: the first
+    for the `kubernetes` service, the tenth for the cluster DNS (kube-system/kube-dns)."""
+
+    def __init__(self, cidr: str = DEFAULT_SERVICE_CIDR) -> None:
+        from kbox.dns import dns_service_ip
+        self.network = ipaddress.ip_network(cidr)
+        self.kubernetes_ip = str(self.network[1])
+        self.dns_ip = dns_service_ip(cidr)
+
+    def out_of_range(self, ip: str) -> Cause | None:
+        """The allocator's refusal of a chosen address outside the range (None: inside, or
+        not an address at all, which validation names)."""
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return None
+        if addr in self.network:
+            return None
+        return invalid("spec.clusterIPs", [ip], f"failed to allocate IP {ip}: the provided IP "
+                       f"({ip}) is not in the valid range. The range of valid IPs is {self.network}")
+
+
 class Allocator:
     """Cluster IPs and node ports of one API server."""
 
-    def __init__(self) -> None:
+    def __init__(self, service_range: ServiceRange | None = None) -> None:
+        self.range = service_range or ServiceRange()
         self.lock = threading.Lock()
         # handed out but perhaps not stored yet: value -> (service uid, monotonic time)
         self.recent_ips: dict[str, tuple[str, float]] = {}
@@ -69,6 +96,15 @@ class Allocator:
                 for k in [k for k, (u, _) in d.items() if u == uid]:
                     del d[k]
 
+    def forget(self, uid: str, ips: set[str], ports: set[int]) -> None:
+        """Values an update dropped (a type change): free for others once the update is
+        stored; until then the store still names them, so nobody can take them early."""
+        with self.lock:
+            for d, gone in ((self.recent_ips, ips), (self.recent_ports, ports)):
+                for k in gone:
+                    if k in d and d[k][0] == uid:
+                        del d[k]
+
     @staticmethod
     def _in_use(api: Any, skip_uid: str | None) -> tuple[set[str], set[int]]:
         ips: set[str] = set()
@@ -79,12 +115,8 @@ class Allocator:
             if skip_uid and (svc.get("metadata") or {}).get("uid") == skip_uid:
                 continue
             spec = svc.get("spec") or {}
-            for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]:
-                if ip and ip != "None":
-                    ips.add(ip)
-            for p in spec.get("ports") or []:
-                if isinstance(p, dict) and p.get("nodePort"):
-                    ports.add(p["nodePort"])
+            ips.update(_cluster_ips(spec))
+            ports |= _node_ports(spec)
         return ips, ports
 
     def allocate(self, api: Any, obj: Obj, *, want_ip: bool, port_indexes: list[int]) -> None:
@@ -98,14 +130,15 @@ class Allocator:
             ports |= rports
             uid, now = m.get("uid", ""), time.monotonic()
             if want_ip:
+                r = self.range
                 if (m.get("namespace"), m.get("name")) == ("default", "kubernetes") \
-                        and KUBERNETES_SERVICE_IP not in ips:
-                    ip = KUBERNETES_SERVICE_IP
+                        and r.kubernetes_ip not in ips:
+                    ip = r.kubernetes_ip
                 elif (m.get("namespace"), m.get("name")) == ("kube-system", "kube-dns") \
-                        and DNS_SERVICE_IP not in ips:
-                    ip = DNS_SERVICE_IP
+                        and r.dns_ip not in ips:
+                    ip = r.dns_ip
                 else:
-                    ip = _pick_ip(seed, ips | {DNS_SERVICE_IP})
+                    ip = _pick_ip(r.network, seed, ips | {r.dns_ip})
                 spec["clusterIP"] = ip
                 spec["clusterIPs"] = [ip]
                 self.recent_ips[ip] = (uid, now)
@@ -127,7 +160,7 @@ class Allocator:
         ports |= rports
         out: list[Cause] = []
         ip = spec.get("clusterIP")
-        if check_ip and ip and ip != "None" and (ip in ips or ip == KUBERNETES_SERVICE_IP and
+        if check_ip and ip and ip != "None" and (ip in ips or ip == self.range.kubernetes_ip and
                                                  (m.get("namespace"), m.get("name")) != ("default", "kubernetes")):
             out.append(invalid("spec.clusterIPs", [ip], f"failed to allocate IP {ip}: provided IP "
                                "is already allocated"))
@@ -138,9 +171,17 @@ class Allocator:
         return out
 
 
-def _pick_ip(seed: int, used: set[str]) -> str:
-    base = int(SERVICE_CIDR.network_address)
-    size = SERVICE_CIDR.num_addresses
+def _cluster_ips(spec: dict[str, Any]) -> list[str]:
+    return [ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip and ip != "None"]
+
+
+def _node_ports(spec: dict[str, Any]) -> set[int]:
+    return {p["nodePort"] for p in spec.get("ports") or [] if isinstance(p, dict) and p.get("nodePort")}
+
+
+def _pick_ip(network: ipaddress.IPv4Network | ipaddress.IPv6Network, seed: int, used: set[str]) -> str:
+    base = int(network.network_address)
+    size = network.num_addresses
     # skip the network address, the kubernetes service's .1 and the broadcast address
     start = 2 + seed % (size - 3)
     for step in range(size - 3):
@@ -171,10 +212,12 @@ _ALLOCATORS_LOCK = threading.Lock()
 
 
 def allocator_for(api: Any) -> Allocator:
+    """The API server's allocator, over the server's service range (`api.service_cidr`)."""
     with _ALLOCATORS_LOCK:
         a = _ALLOCATORS.get(api)
         if a is None:
-            a = _ALLOCATORS[api] = Allocator()
+            cidr = getattr(api, "service_cidr", None) or DEFAULT_SERVICE_CIDR
+            a = _ALLOCATORS[api] = Allocator(ServiceRange(cidr))
         return a
 
 
@@ -183,6 +226,40 @@ def _needs_node_ports(spec: dict[str, Any]) -> bool:
     if t == "NodePort":
         return True
     return t == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts", True) is not False
+
+
+def _drop_type_dependent_fields(obj: Obj, spec: dict[str, Any], ospec: dict[str, Any]) -> None:
+    """A type change drops what the new type has no use for, when the update left it as it
+    was (so an allocated value does not block `kubectl apply` / `patch` of the new type);
+    a value the user changed stays and validation judges it. As Kubernetes since 1.20."""
+    old_type, new_type = ospec.get("type", "ClusterIP"), spec.get("type", "ClusterIP")
+    if old_type == new_type:
+        return
+    if old_type != "ExternalName" and new_type == "ExternalName":
+        if spec.get("clusterIP") == ospec.get("clusterIP") and \
+                spec.get("clusterIPs", ospec.get("clusterIPs")) == ospec.get("clusterIPs"):
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+        for f in ("ipFamilies", "ipFamilyPolicy"):
+            if spec.get(f) == ospec.get(f):
+                spec.pop(f, None)
+    if old_type in ("NodePort", "LoadBalancer") and new_type not in ("NodePort", "LoadBalancer"):
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in ospec.get("ports") or [] if isinstance(p, dict)}
+        ports = [p for p in spec.get("ports") or [] if isinstance(p, dict)]
+        if all(not p.get("nodePort") or
+               p["nodePort"] == old_ports.get((p.get("port"), p.get("protocol", "TCP")))
+               for p in ports):
+            for p in ports:
+                p.pop("nodePort", None)
+        if spec.get("externalTrafficPolicy") == ospec.get("externalTrafficPolicy"):
+            spec.pop("externalTrafficPolicy", None)
+    if old_type == "LoadBalancer" and new_type != "LoadBalancer" and \
+            spec.get("allocateLoadBalancerNodePorts") == ospec.get("allocateLoadBalancerNodePorts"):
+        spec.pop("allocateLoadBalancerNodePorts", None)
+    if new_type != "LoadBalancer" and isinstance(obj.get("status"), dict):
+        # the load balancer goes away with the type (its controller closes the listeners)
+        obj["status"]["loadBalancer"] = {}
 
 
 @register("services")
@@ -196,6 +273,7 @@ class ServiceStrategy(KindStrategy):
         spec, ospec = obj.get("spec"), old.get("spec") or {}
         if not isinstance(spec, dict):
             return
+        _drop_type_dependent_fields(obj, spec, ospec)
         # an update that leaves out the allocated values keeps them (kubectl replace)
         if not spec.get("clusterIP") and ospec.get("clusterIP") and \
                 spec.get("type", "ClusterIP") != "ExternalName":
@@ -253,12 +331,18 @@ class ServiceStrategy(KindStrategy):
                if _needs_node_ports(spec) and isinstance(p, dict) and not p.get("nodePort")]
         alloc = allocator_for(api)
         ospec = (old or {}).get("spec") or {}
+        if old is not None:
+            alloc.forget((obj.get("metadata") or {}).get("uid", ""),
+                         set(_cluster_ips(ospec)) - set(_cluster_ips(spec)),
+                         _node_ports(ospec) - _node_ports(spec))
         chosen_ip = spec.get("clusterIP") not in (None, "", "None", ospec.get("clusterIP"))
         old_ports = {p.get("nodePort") for p in ospec.get("ports") or [] if isinstance(p, dict)}
         chosen_port = any(isinstance(p, dict) and p.get("nodePort") and p["nodePort"] not in old_ports
                           for p in spec.get("ports") or [])
         if chosen_ip or chosen_port:
-            taken = alloc.check_taken(api, obj, check_ip=chosen_ip, skip_ports=old_ports)
+            outside = alloc.range.out_of_range(spec["clusterIP"]) if chosen_ip else None
+            taken = [outside] if outside else \
+                alloc.check_taken(api, obj, check_ip=chosen_ip, skip_ports=old_ports)
             if taken:
                 from kbox.api.errors import invalid as invalid_error
                 raise invalid_error("Service", (obj.get("metadata") or {}).get("name", ""), taken)
@@ -275,6 +359,9 @@ class ServiceStrategy(KindStrategy):
         headless = ip == "None"
         ports = spec.get("ports") or []
         if t == "ExternalName":
+            for f in ("clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+                if spec.get(f) or (f == "clusterIPs" and ip):
+                    out.append(forbidden(f"spec.{f}", "may not be set for ExternalName services"))
             name = spec.get("externalName")
             if not name:
                 out.append(required("spec.externalName"))
@@ -288,15 +375,10 @@ class ServiceStrategy(KindStrategy):
                                "may not be set to 'None' for LoadBalancer or NodePort services"))
         if ip and not headless:
             try:
-                addr = ipaddress.ip_address(ip)
+                ipaddress.ip_address(ip)    # whether it is in the cluster's range: admit's
             except ValueError:
                 out.append(invalid("spec.clusterIPs[0]", ip, "must be a valid IP address, "
                                    "(e.g. 10.9.8.7 or 2001:db8::ffff)"))
-            else:
-                if addr not in SERVICE_CIDR:
-                    out.append(invalid("spec.clusterIPs", [ip], f"failed to allocate IP {ip}: the "
-                                       f"provided IP ({ip}) is not in the valid range. The range "
-                                       f"of valid IPs is {SERVICE_CIDR}"))
         names: set[str] = set()
         seen: set[tuple[Any, Any]] = set()
         for i, p in enumerate(ports):
@@ -328,8 +410,7 @@ class ServiceStrategy(KindStrategy):
             np_ = p.get("nodePort")
             if np_ is not None:
                 if t not in ("NodePort", "LoadBalancer") and np_ != 0:
-                    out.append(invalid(f"{f}.nodePort", np_,
-                                       "may not be used when `type` is 'ClusterIP'"))
+                    out.append(forbidden(f"{f}.nodePort", f"may not be used when `type` is '{t}'"))
                 elif np_ and not NODE_PORT_RANGE[0] <= np_ <= NODE_PORT_RANGE[1]:
                     out.append(invalid(f"{f}.nodePort", np_, "provided port is not in the valid "
                                        f"range. The range of valid ports is {NODE_PORT_RANGE[0]}-"
