@@ -159,6 +159,7 @@ def load_commands() -> None:
     """Import the modules that register commands (idempotent)."""
     from kbox.cli import (
         commands,  # noqa: F401
+        curl,  # noqa: F401  (kbox curl: HTTP to 127.0.0.1 only)
         describe,  # kubectl's describe layouts
         imagecmds,  # noqa: F401  (kbox image build|ls)
         kubeconfig,  # noqa: F401  (kbox kubeconfig)
