@@ -119,6 +119,19 @@ def test_node_failure_demo():
     assert "NotReady" in out and "Terminating" in out
 
 
+# demos that need real nodes; each has a docker test (services: test_docker_demo_services.py)
+DOCKER_DEMOS = ["services"]
+
+
 def test_every_demo_is_tested():
     names = {p.stem for p in DEMOS.glob("*.kbox")}
-    assert names == set(FAST_DEMOS) | {"node-failure"}
+    assert names == set(FAST_DEMOS) | {"node-failure"} | set(DOCKER_DEMOS)
+
+
+@pytest.mark.parametrize("name", DOCKER_DEMOS)
+def test_docker_demo_on_sim_nodes_stops_at_once_saying_why(name):
+    """Its first lines show the nodes and expect docker://, so a sim run stops there."""
+    rc, out, err = _run_demo(name)
+    assert rc == 1
+    assert "expected the output of the previous command to contain 'docker://'" in err
+    assert "apply -f" not in out
