@@ -1131,7 +1131,7 @@ def _exec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--tty", action="store_true")
 
 
-@command("exec", "Execute a command in a container: exec POD [-c CONTAINER] -- COMMAND [args...]")
+@command("exec", "Execute a command in a container: exec (POD | TYPE/NAME) [-c CONTAINER] -- COMMAND [args...]")
 @arguments(_exec_args)
 def cmd_exec(ctx: Context, args: argparse.Namespace) -> int:
     if not args.command_args:
@@ -1139,7 +1139,10 @@ def cmd_exec(ctx: Context, args: argparse.Namespace) -> int:
     ns = namespace_of(ctx, args)
     stdin = ctx.stdin.read().encode() if args.stdin and ctx.stdin else None
     try:
-        pod = _pod_for(ctx, args.pod, ns)
+        # kubectl's attachablePodForObject: TYPE/NAME (deploy, rs, svc, ...) takes the most
+        # active pod its selector matches, silently (only logs says "Found N pods")
+        from kbox.cli.portforward import pick_pod
+        pod = pick_pod(ctx, args.pod, ns)[0]["metadata"]["name"]
         rc, out, err = ctx.client.exec(pod, ns, args.command_args, container=args.container, stdin=stdin)
     except ApiError as e:
         raise api_error(e)
