@@ -238,11 +238,18 @@ class Cluster:
                               endpoint_ip: str | None, port: int) -> None:
         from kbox.api.errors import ApiError
         ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        # a restarted cluster (--data-dir, or adopting docker nodes) has it already; creating
+        # it again would fail on its address (taken by itself), not with AlreadyExists
         try:
-            self.client.create("services", svc, ns)
+            self.client.get("services", name, ns)
         except ApiError as e:
-            if e.code != 409:
+            if e.code != 404:
                 raise
+            try:
+                self.client.create("services", svc, ns)
+            except ApiError as e2:
+                if e2.code != 409:
+                    raise
         subsets = [{"addresses": [{"ip": endpoint_ip}],
                     "ports": [{"name": "dns", "port": port, "protocol": "UDP"},
                               {"name": "dns-tcp", "port": port, "protocol": "TCP"}]}] \

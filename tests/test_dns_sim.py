@@ -118,3 +118,19 @@ def test_no_service_takes_the_dns_address(cluster):
     # a user-made service never gets it: it probes on to the next one
     c.create("services", service("s53483", {"app": "s"}), "default")
     assert c.get("services", "s53483", "default")["spec"]["clusterIP"] == "10.96.0.11"
+
+
+def test_a_restarted_cluster_keeps_its_dns_service(tmp_path):
+    """With a data dir, the second boot finds kube-dns in the store and keeps it (creating
+    it again would fail on its own address)."""
+    config = ClusterConfig.model_validate({
+        "name": "dnsrestart", "runtime": "sim", "nodes": {"count": 1}, "dataDir": str(tmp_path)})
+    first = Cluster(config, serve_http=False).start(timeout=20)
+    uid = first.client.get("services", "kube-dns", "kube-system")["metadata"]["uid"]
+    first.stop()
+    second = Cluster(config, serve_http=False).start(timeout=20)
+    try:
+        svc = second.client.get("services", "kube-dns", "kube-system")
+        assert svc["metadata"]["uid"] == uid and svc["spec"]["clusterIP"] == "10.96.0.10"
+    finally:
+        second.stop()
