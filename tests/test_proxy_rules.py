@@ -232,6 +232,28 @@ def test_the_real_iptables_restore_takes_the_text_and_the_hooks_are_idempotent(t
     assert out.count("kbox: pod to pod keeps its source") == 1
 
 
+
+@pytest.mark.skipif(not _netns_ok(), reason="needs root, unshare and iptables")
+def test_the_forward_hook_goes_back_ahead_of_rules_put_on_top_of_it(tmp_path):
+    """A node's engine puts its jumps on top of FORWARD when it makes the pod network, after
+    kube-proxy's first sync; the next sync moves kube-proxy's REJECT check back to the top,
+    else the pod range's DOCKER-USER ACCEPT would let pods' packets pass it."""
+    rules = tmp_path / "rules"
+    rules.write_text(render_iptables(build_rules([svc("empty", cluster_ip="10.96.0.22")], []),
+                                     cluster_cidr=CIDR))
+    script = (f"iptables-restore -w --noflush < {rules}\n{hooks_script()}\n"
+              f"iptables -w -N DOCKER-USER\niptables -w -I FORWARD -j DOCKER-USER\n"
+              f"{base_rules_script(CIDR)}\niptables -w -I FORWARD -j ACCEPT\n"
+              f"iptables -w -S FORWARD\necho --\n{hooks_script()}\n{hooks_script()}\niptables -w -S FORWARD")
+    run = subprocess.run(["unshare", "-n", "sh", "-ec", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    before, after = (part.splitlines()[1:] for part in run.stdout.split("--\n"))
+    hook = '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" ' \
+           '-j KUBE-SERVICES'
+    assert before.index(hook) == 2                   # behind the ACCEPT and DOCKER-USER
+    assert after[0] == hook and after.count(hook) == 1
+    assert after[1:] == [line for line in before if line != hook]
+
 # ---- choosing a backend --------------------------------------------------------------------
 
 def test_random_choice_gives_every_ready_endpoint_its_share():

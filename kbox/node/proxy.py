@@ -72,6 +72,11 @@ HOOKS = (
     ("filter", "OUTPUT", ["-m", "conntrack", "--ctstate", "NEW", "-m", "comment", "--comment",
                           "kubernetes service portals", "-j", SERVICES_CHAIN]),
 )
+# hooks that must stay the chain's first rule. A node's inner engine puts its own jumps at the
+# top of FORWARD when it makes the pod network (lazily, after the first sync), and the pod
+# range's DOCKER-USER ACCEPT would then take pods' packets before the REJECT for a Service
+# without endpoints: they would go on to the black-hole route and hang until a SYN retry.
+HOOKS_FIRST = {("filter", "FORWARD")}
 
 
 # ---- the pure table -----------------------------------------------------------------
@@ -377,13 +382,21 @@ def service_chains(text: str) -> set[str]:
 
 
 def hooks_script() -> str:
-    """Shell that adds each jump into kbox's chains unless it is there (`-C`, then `-I`)."""
+    """Shell that adds each jump into kbox's chains unless it is there (`-C`, then `-I`);
+    a HOOKS_FIRST one found lower down is inserted first again and the old one deleted."""
     import shlex
     lines = []
     for table, chain, rule in HOOKS:
         spec = " ".join(shlex.quote(w) for w in rule)
-        lines.append(f"iptables -w -t {table} -C {chain} {spec} 2>/dev/null || "
-                     f"iptables -w -t {table} -I {chain} {spec}")
+        ipt = f"iptables -w -t {table}"
+        if (table, chain) in HOOKS_FIRST:
+            comment = rule[rule.index("--comment") + 1]
+            lines.append(f"n=$({ipt} -L {chain} -n --line-numbers | "
+                         f"awk '/\\/\\* {comment} \\*\\// {{print $1; exit}}')\n"
+                         f"[ \"$n\" = 1 ] || {{ {ipt} -I {chain} 1 {spec} && "
+                         f"{{ [ -z \"$n\" ] || {ipt} -D {chain} $((n + 1)); }}; }}")
+        else:
+            lines.append(f"{ipt} -C {chain} {spec} 2>/dev/null || {ipt} -I {chain} {spec}")
     return "\n".join(lines)
 
 
