@@ -14,7 +14,7 @@ import pytest
 from kbox.api.client import InProcessClient
 from kbox.api.server import ApiServer
 from kbox.cli.registry import Context, execute
-from kbox.cli.script import run_lines, run_script
+from kbox.cli.script import run_lines, run_script, script_runtime
 from kbox.clock import FakeClock
 from kbox.store.memory import MemoryStore
 
@@ -119,8 +119,19 @@ def test_node_failure_demo():
     assert "NotReady" in out and "Terminating" in out
 
 
-# demos that need real nodes; each has a docker test (services: test_docker_demo_services.py)
-DOCKER_DEMOS = ["services"]
+# demos that need real nodes (their `# runtime: docker` line); each has a docker test
+# (services: test_docker_demo_services.py)
+DOCKER_DEMOS = sorted(p.stem for p in DEMOS.glob("*.kbox")
+                      if script_runtime(p.read_text().splitlines()) == "docker")
+
+
+def test_a_script_names_its_runtime_in_its_opening_comments():
+    assert DOCKER_DEMOS == ["services"]
+    assert script_runtime(["# a demo", "#  Runtime: docker", "get pods"]) == "docker"
+    assert script_runtime(["", "# runtime: sim"]) == "sim"
+    # only the opening comments count, and only known runtimes
+    assert script_runtime(["get pods", "# runtime: docker"]) is None
+    assert script_runtime(["# runtime: podman"]) is None
 
 
 def test_every_demo_is_tested():

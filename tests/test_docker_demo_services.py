@@ -56,7 +56,8 @@ def test_services_demo_reaches_every_replica_by_name_and_from_the_host():
     ctx = Context(client=None, out=io.StringIO(), err=io.StringIO())
     host = docker.from_env()
     try:
-        rc = execute(ctx, ["run", str(DEMO), "--runtime", "docker", "--name", name])
+        # no --runtime: the script's `# runtime: docker` line picks real nodes
+        rc = execute(ctx, ["run", str(DEMO), "--name", name])
         transcript, err = ctx.out.getvalue(), ctx.err.getvalue()
         assert rc == 0, transcript[-4000:] + err
         # the script stopped its cluster: nothing of it is left on the host engine
@@ -86,3 +87,45 @@ def test_services_demo_reaches_every_replica_by_name_and_from_the_host():
         counts = _table_counts(_one(sections, f"curl {url} --requests 30"))
         assert set(counts) == set(pods), (url, counts)
         assert sum(counts.values()) == 30
+
+
+def test_services_demo_runs_inside_the_dashboard():
+    """`kbox up --runtime docker --script samples/demos/services.kbox`: the same demo inside
+    the dashboard (issue 4: every demo runs in it). Its pods and Services show in the views."""
+    import asyncio
+
+    from kbox.cluster import Cluster
+    from kbox.tui.launch import cluster_app
+
+    try:
+        from test_docker_cluster import _config
+    except ImportError:  # pragma: no cover
+        from tests.test_docker_cluster import _config
+
+    cluster = Cluster(_config(f"kdash{uuid.uuid4().hex[:5]}", nodes=3)).start(timeout=120)
+    try:
+        app = cluster_app(cluster, script=str(DEMO))
+
+        async def run() -> None:
+            async with app.run_test(size=(160, 50)) as pilot:
+                for _ in range(1800):                       # up to 3 minutes
+                    if "# script finished" in app.output.text() or "# script failed" in app.output.text():
+                        break
+                    await pilot.pause(0.1)
+                await pilot.pause(0.5)
+                app.refresh_now()
+                names = app.main_view.table.column_texts(1)
+                assert sum(n.startswith("web-") for n in names) == 3, names
+                await pilot.press("colon")
+                app.prompt.value = ":svc"
+                await pilot.press("enter")
+                await pilot.pause(0.3)
+                app.refresh_now()
+                assert app.main_view.state.name == "svc"
+                assert "web" in app.main_view.table.column_texts(1)
+                out = app.output.text()
+                assert "script finished" in out, out[-3000:]
+                assert "curl http://127.0.0.1:8080/ --requests 30" in out
+        asyncio.run(run())
+    finally:
+        cluster.stop()

@@ -54,7 +54,8 @@ COMMANDS["ui"] = Command("ui", "Open the dashboard on a running cluster (kbox ui
 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("script")
-    p.add_argument("--runtime", choices=["sim", "docker", "auto"], default="sim")
+    p.add_argument("--runtime", choices=["sim", "docker", "auto"], default=None,
+                   help="default: the script's `# runtime:` line, else sim")
     p.add_argument("--nodes", type=int)
     p.add_argument("--config")
     p.add_argument("--seed", type=int)

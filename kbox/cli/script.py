@@ -92,6 +92,22 @@ def _read(path: str) -> list[str]:
         raise CliError(f"cannot read script {path}: {e.strerror}")
 
 
+def script_runtime(lines: list[str]) -> str | None:
+    """The runtime a script asks for in its opening comments (`# runtime: docker`): a demo
+    that needs real containers says so, and `kbox run` boots that runtime unless told
+    otherwise with --runtime."""
+    for line in lines:
+        text = line.strip()
+        if not text:
+            continue
+        if not text.startswith("#"):
+            break
+        key, sep, value = text.lstrip("#").partition(":")
+        if sep and key.strip().lower() == "runtime" and value.strip() in ("sim", "docker", "auto"):
+            return value.strip()
+    return None
+
+
 def run_script(path: str, ctx: Context) -> int:
     """Run a script file against `ctx` (any client + ops); `apply -f` paths are relative
     to the script's folder. Used by `kbox up --script` and the dashboard."""
@@ -109,11 +125,12 @@ def run_script_on_cluster(path: str, cluster, out: TextIO, err: TextIO) -> int:
 def run_script_fresh(args, out: TextIO, err: TextIO) -> int:
     from kbox.cluster import Cluster
     from kbox.config import ConfigError, load_config
-    _read(args.script)   # fail before booting a cluster when the script cannot be read
+    # read first: fail before booting a cluster when the script cannot be read
+    wanted = args.runtime or script_runtime(_read(args.script)) or "sim"
     try:
         config = load_config(args.config, nodes=args.nodes, seed=args.seed,
                              name=getattr(args, "name", None),
-                             runtime=args.runtime if args.runtime != "auto" else None)
+                             runtime=wanted if wanted != "auto" else None)
     except ConfigError as e:
         raise CliError(str(e))
     from kbox.cli import state as cluster_state
@@ -123,8 +140,7 @@ def run_script_fresh(args, out: TextIO, err: TextIO) -> int:
         raise CliError(f'cluster "{config.name}" is running (pid {running["pid"]}); run the script '
                        f"against it with `kbox --cluster {config.name} ...`, or pick another name "
                        f"with --name")
-    runtime = args.runtime if args.runtime != "auto" else None
-    cluster = Cluster(config, serve_http=False, runtime=runtime)
+    cluster = Cluster(config, serve_http=False, runtime=wanted if wanted != "auto" else None)
     try:
         cluster.start()
         return run_script_on_cluster(args.script, cluster, out, err)
