@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 # what the dashboard watches; views read only these
+FEED_PERIOD = 0.1     # seconds an in-process feed waits after a batch before taking the next
 RESOURCES = ("nodes", "pods", "deployments", "replicasets", "services", "endpoints", "events",
              "namespaces", "jobs", "daemonsets")
 
@@ -186,6 +187,10 @@ class Feed:
                         return True
                     if batch:
                         self.apply(batch)
+                        # then let events pile up for a while: in the control plane's own
+                        # process, a thread waking for every event of a burst costs the
+                        # scheduler and controllers more (GIL hand-offs) than the work itself
+                        self._stop.wait(FEED_PERIOD)
                 return False
             for etype, obj in stream:
                 if self._stop.is_set():

@@ -51,6 +51,7 @@ class Span(NamedTuple):
     end: float | None = None
 
 
+BULK_ROWS = 64       # an apply with more upserts than this (and a quarter of the rows) sorts once
 Cell = Any           # str | (text, role) | Age | Span | Bar  (cheap tuples: rows are rebuilt often)
 Row = tuple[Cell, ...]
 
@@ -207,8 +208,13 @@ class ResourceTable(ScrollView, can_focus=True):
         changed = 0
         for key in removes:
             changed += self.remove(key)
-        for key, sort_key, cells in upserts:
-            changed += self.upsert(key, sort_key, cells)
+        if not isinstance(upserts, list):
+            upserts = list(upserts)
+        if len(upserts) > BULK_ROWS and len(upserts) * 4 > before:
+            changed += self._bulk_upsert(upserts)
+        else:
+            for key, sort_key, cells in upserts:
+                changed += self.upsert(key, sort_key, cells)
         if not had_cursor and self._order and self.cursor_key != self._order[0][1]:
             self.cursor_key = None           # a first fill: the cursor starts on the first row
             self._move_to_index(0)
@@ -216,6 +222,28 @@ class ResourceTable(ScrollView, can_focus=True):
             if len(self._order) != before:
                 self._resize_virtual()
             self.refresh()
+        return changed
+
+    def _bulk_upsert(self, upserts: list[tuple[str, Any, Row]]) -> int:
+        """Many rows at once (a first fill, a relist): one sort instead of an insertion each
+        (each insertion moves the rows after it: quadratic over thousands of rows)."""
+        rows = self._rows
+        changed = 0
+        resort = False
+        for key, sort_key, cells in upserts:
+            old = rows.get(key)
+            if old is not None:
+                if old[1] == cells and old[0] == sort_key:
+                    continue
+                resort = resort or old[0] != sort_key
+            else:
+                resort = True
+            rows[key] = (sort_key, cells)
+            changed += 1
+        if resort:
+            self._order = sorted((sk, k) for k, (sk, _) in rows.items())
+        if changed and self.cursor_key is None:
+            self._move_to_index(0, post=True)
         return changed
 
     def replace_all(self, rows: Iterable[tuple[str, Any, Row]]) -> int:
