@@ -236,12 +236,15 @@ class KboxApp(App):
         self.post_message(DataChanged())
 
     # A live cycle applies at most this many changed objects per resource and waits at least
-    # three times as long as the last cycle took, so keys never queue behind a long burst
-    # (a deployment scaling to 1,000) and the dashboard takes a bounded share of the process.
+    # COST_FACTOR times as long as the last cycle took, so keys never queue behind a long
+    # burst (a deployment scaling to 1,000) and the dashboard, which shares the control
+    # plane's process and GIL, takes a small share of it (its repaint costs as much again).
+    # In a burst that is a few refreshes a second (k9s refreshes every 2 s).
     CYCLE_LIMIT = 400
+    COST_FACTOR = 10
 
     def on_data_changed(self, _: DataChanged) -> None:
-        interval = max(self.min_interval, 3 * self._last_cost)
+        interval = max(self.min_interval, self.COST_FACTOR * self._last_cost)
         elapsed = time.monotonic() - self._last_apply
         if elapsed >= interval:
             self.apply_changes(limit=self.CYCLE_LIMIT)
