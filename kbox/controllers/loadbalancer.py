@@ -106,7 +106,7 @@ class LoadBalancerController(Controller):
         self.svc_informer = informers.informer("services")
         self.node_informer = informers.informer("nodes")
         self.svc_informer.add_handler(self._svc, lambda o, n: self._svc(n), self._svc)
-        self.node_informer.add_handler(self._node, lambda o, n: self._node(n), self._node)
+        self.node_informer.add_handler(self._node, self._node_update, self._node)
         # host port -> the Service key holding it; per Service what it holds and what failed
         self._claims: dict[tuple[int, str], str] = {}
         self._held: dict[str, dict[tuple[int, str], Mapping]] = {}
@@ -122,6 +122,12 @@ class LoadBalancerController(Controller):
 
     def _node(self, node: Obj) -> None:
         self.enqueue(NODES_KEY)
+
+    def _node_update(self, old: Obj, new: Obj) -> None:
+        # heartbeats (every node, every few seconds) change nothing a load balancer uses:
+        # as the service controller does, resync the hosts only when eligibility changed
+        if _eligible(old) != _eligible(new):
+            self.enqueue(NODES_KEY)
 
     # ---- reconcile ----------------------------------------------------------------------
     def sync(self, key: str) -> None:
@@ -292,11 +298,7 @@ class LoadBalancerController(Controller):
     def _sync_nodes(self) -> None:
         """Ready nodes are where host listeners send connections (they pick one per
         connection, failing over to the next)."""
-        ready = sorted(n["metadata"]["name"] for n in self.node_informer.list()
-                       if (condition(n, "Ready") or {}).get("status") == "True"
-                       and not is_terminating(n)
-                       and "node.kubernetes.io/exclude-from-external-load-balancers"
-                       not in (n["metadata"].get("labels") or {}))
+        ready = sorted(n["metadata"]["name"] for n in self.node_informer.list() if _eligible(n))
         if ready == self._ready_nodes:
             return
         first = self._ready_nodes is None
@@ -315,6 +317,14 @@ class LoadBalancerController(Controller):
             self.provider.close(pk[0])
         self._claims.clear()
         self._held.clear()
+
+
+def _eligible(node: Obj) -> bool:
+    """A node connections may be sent to: Ready, not going away, not excluded by label."""
+    return ((condition(node, "Ready") or {}).get("status") == "True"
+            and not is_terminating(node)
+            and "node.kubernetes.io/exclude-from-external-load-balancers"
+            not in (node["metadata"].get("labels") or {}))
 
 
 __all__ = ["LoadBalancerController", "HostPortCheck", "INGRESS_IP"]
