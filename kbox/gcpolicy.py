@@ -14,7 +14,10 @@ everything, so a rare cycle that was frozen is still reclaimed.
 from __future__ import annotations
 
 import gc
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class GcPolicy:
@@ -39,4 +42,30 @@ class GcPolicy:
             self._last_freeze = now
 
 
-__all__ = ["GcPolicy"]
+_pause_lock = threading.Lock()
+_pauses = 0                 # how many collection_paused() blocks are open (any thread)
+_resume = False             # whether the last one to close turns collection back on
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic collection while a bulk of objects that all survive is built (a first fill
+    of thousands of table rows): the young generations would be rescanned and promoted
+    over and over on the way (half of a 5,000-row fill). Reference counting still frees
+    garbage meanwhile; collection resumes at the end, where the next tick freezes the lot."""
+    global _pauses, _resume
+    with _pause_lock:
+        if _pauses == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _pauses += 1
+    try:
+        yield
+    finally:
+        with _pause_lock:
+            _pauses -= 1
+            if _pauses == 0 and _resume:
+                gc.enable()
+
+
+__all__ = ["GcPolicy", "collection_paused"]

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -31,6 +32,7 @@ from textual.widgets import Footer, RichLog, Static
 
 from kbox.cli.registry import CliError, Context, execute, help_text, parse
 from kbox.clock import Clock, RealClock
+from kbox.gcpolicy import collection_paused
 from kbox.tui import theme as themes
 from kbox.tui.data import ClusterData
 from kbox.tui.palette import KboxCommands
@@ -46,6 +48,7 @@ from kbox.tui.views import (CORDON, DELETE, DESCRIBE, KILL, LOGS, RESTART, SCALE
 log = logging.getLogger(__name__)
 
 DEFAULT_THEME = "kbox-dark"
+BULK_CHANGES = 1000    # an apply cycle this big (a first fill) runs with cyclic GC paused
 DANGEROUS = frozenset({"kbox.delete", "kbox.kill"})
 REFUSED = {"up": "it boots a cluster", "down": "quit the dashboard first (q), then run kbox down",
            "run": "it boots its own cluster", "ui": "this is the dashboard"}
@@ -269,7 +272,8 @@ class KboxApp(App):
         """Drain the feeds' changed keys and apply them to every pane (app thread only)."""
         started = time.monotonic()
         changes = self.data.drain(limit)
-        with self.batch_update():
+        bulk = sum(len(c) + len(r) for c, r in changes.values()) >= BULK_CHANGES
+        with collection_paused() if bulk else nullcontext(), self.batch_update():
             self._set_now()
             self.model.account(changes)
             self.nodes_pane.sync(changes)
