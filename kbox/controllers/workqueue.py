@@ -23,6 +23,11 @@ from kbox.clock import Clock, RealClock
 log = logging.getLogger(__name__)
 
 
+class SyncError(Exception):
+    """An expected failure of one sync (a node that is down, a command that failed):
+    logged in one line, without a traceback, and retried with back-off."""
+
+
 class WorkQueue:
     def __init__(self, clock: Clock | None = None, *, name: str = "",
                  base_delay: float = 0.005, max_delay: float = 1000.0) -> None:
@@ -160,6 +165,9 @@ class WorkQueue:
                 log.debug("%s: conflict on %s, requeueing", name or self.name, key)
             else:
                 log.warning("%s: sync %s failed: %s", name or self.name, key, e)
+            self.add_rate_limited(key)
+        except SyncError as e:
+            log.warning("%s: sync %s failed: %s", name or self.name, key, e)
             self.add_rate_limited(key)
         except Exception:
             log.exception("%s: sync %s crashed", name or self.name, key)

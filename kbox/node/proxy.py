@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
 from kbox.api.objects import Obj
+from kbox.controllers.workqueue import SyncError
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +457,7 @@ class ServiceProxy:
             if self._chains is None:
                 rc, saved = self.machines.node_exec(self.node_name, ["iptables-save", "-t", "nat"])
                 if rc != 0:
-                    raise RuntimeError(f"node {self.node_name}: iptables-save failed: {saved.strip()}")
+                    raise SyncError(f"node {self.node_name}: iptables-save failed: {saved.strip()}")
                 self._chains = service_chains(saved)
             text = render_iptables(rules, cluster_cidr=self.cluster_cidr, node=self.node_name,
                                    stale_chains=self._chains)
@@ -469,7 +470,7 @@ class ServiceProxy:
                                               ["sh", "-c", script, "kube-proxy", path])
             if rc != 0:
                 self._applied = None
-                raise RuntimeError(f"node {self.node_name}: iptables-restore failed (exit {rc}): "
+                raise SyncError(f"node {self.node_name}: iptables-restore failed (exit {rc}): "
                                    f"{out.strip()[-500:]}")
             self._applied = text
             self._chains = service_chains(text)

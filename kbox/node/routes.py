@@ -29,6 +29,7 @@ import shlex
 import threading
 from typing import Any
 
+from kbox.controllers.workqueue import SyncError
 from kbox.node.proxy import MASQ_MARK
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,7 @@ class PodNetwork:
         peers = {cidr: ip for cidr, ip in self.peers.items() if cidr != own}
         rc, current = self.machines.node_exec(name, ["ip", "-4", "route", "show"])
         if rc != 0:
-            raise RuntimeError(f"node {name}: ip route show failed: {current.strip()}")
+            raise SyncError(f"node {name}: ip route show failed: {current.strip()}")
         cmds = route_changes(current, peers, self.cluster_cidr)
         with self._lock:
             fresh = name in self._fresh
@@ -172,7 +173,7 @@ class PodNetwork:
             lines.append(base_rules_script(self.cluster_cidr))
         rc, out = self.machines.node_exec(name, ["sh", "-c", "set -e\n" + "\n".join(lines)])
         if rc != 0:
-            raise RuntimeError(f"node {name}: setting the pod routes failed (exit {rc}): "
+            raise SyncError(f"node {name}: setting the pod routes failed (exit {rc}): "
                                f"{out.strip()[-500:]}")
         with self._lock:
             self._fresh.discard(name)
