@@ -60,6 +60,12 @@ def test_other_cluster_name_is_not_running(served, capsys):
     assert main(["get", "pods", "--cluster", "other"]) == 1
     assert capsys.readouterr().err == 'kbox: no running cluster "other" (start one with: kbox up)\n'
     assert main(["--cluster", "other", "get", "pods"]) == 1
+    capsys.readouterr()
+    # the leading global flag names the cluster for kbox's own verbs too
+    assert main(["--cluster", "other", "status"]) == 1
+    assert capsys.readouterr().err == 'kbox: no running cluster "other" (start one with: kbox up)\n'
+    assert main(["--cluster", "other", "down"]) == 0
+    assert 'No running cluster "other"' in capsys.readouterr().out
 
 
 def test_stale_state_file_is_not_a_cluster(served, capsys, tmp_path):

@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {e.message}\n")
         return e.code or 1
     cluster = cluster or getattr(args, "cluster", None)
+    if cluster and not getattr(args, "cluster", None):
+        args.cluster = cluster        # `kbox --cluster NAME down|status|...` reads it there
     client = ops = None
     try:
         if cmd.needs_cluster or (cmd.name == "version" and not getattr(args, "client", False)):

@@ -249,7 +249,7 @@ def _print_events(cluster, out: TextIO, stop: threading.Event) -> None:
 def cmd_down(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    name = cluster_state.cluster_name(args.name)
+    name = cluster_state.cluster_name(args.name or getattr(args, "cluster", None))
     st = cluster_state.read_state(name)
     if not st:
         cluster_state.remove_state(name)
@@ -308,7 +308,7 @@ def _remove_docker_nodes(name: str, err: TextIO) -> str:
 def cmd_status(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    name = cluster_state.cluster_name(args.name)
+    name = cluster_state.cluster_name(args.name or getattr(args, "cluster", None))
     st = cluster_state.read_state(name)
     if not st:
         print(f'kbox: no running cluster "{name}" (start one with: kbox up)', file=err)
