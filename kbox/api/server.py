@@ -396,7 +396,7 @@ class ApiServer:
             old = self._decode(kv)
             if precondition_rv is not None and precondition_rv != old["metadata"]["resourceVersion"]:
                 raise errors.conflict(info.plural, name, info.group)
-            new = mutate(deep_copy(old))
+            new = mutate(self._decode(kv))     # a second decode: cheaper than copying `old`
             self._check_kind(info, new)
             new = self._prepare_update(info, strategy, new, old, subresource)
             if field_manager:
