@@ -17,10 +17,13 @@ from kbox.cluster import Cluster
 from kbox.config import ClusterConfig
 from waiting import wait_for
 
+try:
+    from test_docker_services import FAST       # the Services tests' node timings
+except ImportError:  # pragma: no cover - when tests/ is a package
+    from tests.test_docker_services import FAST
+
 pytestmark = pytest.mark.docker
 
-FAST = {"nodeStatusUpdateFrequency": 1, "nodeLeaseRenewInterval": 1,
-        "nodeMonitorGracePeriod": 6, "syncFrequency": 0.5}
 SERVE = "mkdir -p /www && echo $HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"
 
 

@@ -68,6 +68,24 @@ def _key(pod: Obj) -> str:
     return f"{m.get('namespace') or 'default'}/{m.get('name', '')}"
 
 
+def _base_totals(pi: PodInfo, feasible: list[NodeInfo]) -> list[int]:
+    """Each node's cached base score when nothing changed since a pod of the same shape (a
+    node's change clears its sc_sig, so one identity test says the cache is good)."""
+    sig = pi.sig
+    return [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
+
+
+def _spread_by_count(owner: str, feasible: list[NodeInfo], totals: list[int]) -> list[int]:
+    """Spreading: each node's total less a penalty for the owner's pods already on it, from
+    a small table per count (fewer is better, scaled to the most any sampled node holds)."""
+    counts = [ni.owners.get(owner, 0) for ni in feasible]
+    top = max(counts)
+    if not top:
+        return totals
+    pen = [W_SPREAD * (MAX_SCORE * c // top) for c in range(top + 1)]
+    return [t - pen[c] for t, c in zip(totals, counts)]
+
+
 class Scheduler:
     def __init__(self, client: Client, informers: InformerFactory, clock: Clock | None = None, *,
                  config: Any = None, rng: random.Random | None = None,
@@ -187,7 +205,7 @@ class Scheduler:
             self._ring_dirty = False
         feasible: list[NodeInfo] = []
         failures: list = []
-        cpu, mem, sig, owner = pi.cpu, pi.mem, pi.sig, pi.owner
+        cpu, mem, owner = pi.cpu, pi.mem, pi.owner
         # InterPodAffinity's PreFilter: only when the pod or a running pod has required terms
         ipa = None
         if pi.affinity or pi.anti or self._anti_keys:
@@ -237,19 +255,9 @@ class Scheduler:
         self._next_start = pos % n
         if not feasible:
             return None, failures, n
-        # each node's cached base score, when nothing changed since a pod of the same shape
-        # (a node's change clears its sc_sig, so one identity test says the cache is good)
-        top = 0
+        totals = _base_totals(pi, feasible)
         if owner:
-            counts = [ni.owners.get(owner, 0) for ni in feasible]
-            top = max(counts)
-        if top:
-            # spreading folded into the same pass, its penalty per count from a small table
-            pen = [W_SPREAD * (MAX_SCORE * c // top) for c in range(top + 1)]
-            totals = [(ni.sc_val if ni.sc_sig is sig else base_score(pi, ni)) - pen[c]
-                      for ni, c in zip(feasible, counts)]
-        else:
-            totals = [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
+            totals = _spread_by_count(owner, feasible, totals)
         return select_host(pi, feasible, self.rng, bases=totals, spread_done=True,
                            any_prefer_taints=self._prefer_taint_nodes > 0), failures, n
 
@@ -291,17 +299,11 @@ class Scheduler:
         self._next_start = pos % n
         if not feasible:
             return None, failures, n
-        sig = pi.sig
-        totals = [ni.sc_val if ni.sc_sig is sig else base_score(pi, ni) for ni in feasible]
+        totals = _base_totals(pi, feasible)
         held = self._views.owner_nodes.get(pi.owner) if pi.owner else None
         if held and len(held) >= len(feasible):
             # an owner spread over more nodes than were sampled: count on the sampled ones
-            owner = pi.owner
-            counts = [ni.owners.get(owner, 0) for ni in feasible]
-            top = max(counts)
-            if top:
-                pen = [W_SPREAD * (MAX_SCORE * c // top) for c in range(top + 1)]
-                totals = [t - pen[c] for t, c in zip(totals, counts)]
+            totals = _spread_by_count(pi.owner, feasible, totals)
         elif held:
             # where the owner's nodes sit in `feasible`: their offset less the failed ones before
             walked = pos - start
