@@ -45,6 +45,7 @@ from kbox.api.client import InProcessClient
 from kbox.api.server import ApiServer
 from kbox.clock import RealClock, iso_time
 from kbox.controllers.informer import InformerFactory
+from kbox.gcpolicy import ticking
 from kbox.scheduler import Scheduler
 from kbox.store.memory import MemoryStore
 from kbox.tui.app import KboxApp
@@ -141,8 +142,8 @@ def _refresh_runs(client: object, names: list[tuple[str, str]], runs: int, pods:
 
 def bench_refresh(runs: int, pods: int = 5000, nodes: int = 50, gc_policy: bool = False) -> None:
     if gc_policy:
-        # Housekeeping is defined below; the cluster behind `kbox up` runs the same policy
-        with Housekeeping():
+        # the cluster behind `kbox up` runs the same policy on its housekeeping thread
+        with ticking():
             print("  (with the cluster's GC policy ticking, as in `kbox up`)", flush=True)
             return bench_refresh(runs, pods, nodes)
     api, client = _api()
@@ -271,37 +272,11 @@ MODES = {"without": "without dashboard", "with": "with    dashboard",
          "feeds": "the dashboard's feeds only (list + watch threads, no app)"}
 
 
-class Housekeeping:
-    """What a cluster process runs besides: kbox.gcpolicy's GcPolicy ticked every second
-    (freeze what survived, so full collections stop rescanning long-lived objects)."""
-
-    def __init__(self) -> None:
-        from kbox.gcpolicy import GcPolicy
-        self.policy = GcPolicy()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="bench-housekeeping")
-
-    def _run(self) -> None:
-        while not self.stop.wait(1.0):
-            self.policy.tick()
-
-    def __enter__(self) -> "Housekeeping":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        import gc
-        gc.unfreeze()
-        gc.collect()
-
-
 def schedule(num_nodes: int, num_pods: int, mode: str, timeout: float = 300,
              gc_policy: bool = False) -> tuple[float, float]:
     """bench_scheduler's measurement, without or with (a part of) the dashboard: (pods/s, CPU-s)."""
     if gc_policy:
-        with Housekeeping():
+        with ticking():
             return schedule(num_nodes, num_pods, mode, timeout)
     clock = RealClock()
     api = ApiServer(MemoryStore(clock=clock), clock, rng=random.Random(1))

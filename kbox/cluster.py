@@ -319,18 +319,18 @@ class Cluster:
         from kbox.gcpolicy import GcPolicy
 
         last_compact = self.clock.monotonic()
-        gc_policy = GcPolicy()
-        while not self._housekeeping_stop.wait(1.0):
-            try:
-                gc_policy.tick()
-                expire = getattr(self.store, "expire_leases", None)
-                if expire:
-                    expire()
-                if self.clock.monotonic() - last_compact > 300:
-                    self.store.compact(max(0, self.store.revision - 100000))
-                    last_compact = self.clock.monotonic()
-            except Exception:
-                log.exception("housekeeping failed")
+        with GcPolicy() as gc_policy:
+            while not self._housekeeping_stop.wait(1.0):
+                try:
+                    gc_policy.tick()
+                    expire = getattr(self.store, "expire_leases", None)
+                    if expire:
+                        expire()
+                    if self.clock.monotonic() - last_compact > 300:
+                        self.store.compact(max(0, self.store.revision - 100000))
+                        last_compact = self.clock.monotonic()
+                except Exception:
+                    log.exception("housekeeping failed")
 
     # ---- queries -----------------------------------------------------------
     @property

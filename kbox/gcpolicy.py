@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+_pause_lock = threading.Lock()
+_running = 0               # GcPolicy blocks open in this process (collection_paused asks)
+
+
 class GcPolicy:
+    """Tick it often; while it is entered (`with GcPolicy() as policy:`), a bulk built under
+    `collection_paused()` is frozen at once instead of being scanned by the next young
+    collection, since the policy's full collection reclaims what freezing keeps."""
+
     def __init__(self, freeze_every: float = 1.0, full_every: float = 900.0) -> None:
         self.freeze_every = freeze_every
         self.full_every = full_every
@@ -41,8 +49,39 @@ class GcPolicy:
             gc.freeze()
             self._last_freeze = now
 
+    def __enter__(self) -> "GcPolicy":
+        global _running
+        with _pause_lock:
+            _running += 1
+        return self
 
-_pause_lock = threading.Lock()
+    def __exit__(self, *exc: object) -> None:
+        global _running
+        with _pause_lock:
+            _running -= 1
+
+
+@contextmanager
+def ticking(period: float = 1.0) -> Iterator[GcPolicy]:
+    """A GcPolicy ticked on its own thread for the block, for a process that holds many
+    objects but no cluster (`kbox ui`: a dashboard of thousands of rows). Everything is
+    unfrozen and collected at the end."""
+    stop = threading.Event()
+    with GcPolicy() as policy:
+        def run() -> None:
+            while not stop.wait(period):
+                policy.tick()
+        thread = threading.Thread(target=run, daemon=True, name="kbox-gc-policy")
+        thread.start()
+        try:
+            yield policy
+        finally:
+            stop.set()
+            thread.join(5)
+            gc.unfreeze()
+            gc.collect()
+
+
 _pauses = 0                 # how many collection_paused() blocks are open (any thread)
 _resume = False             # whether the last one to close turns collection back on
 
@@ -52,7 +91,8 @@ def collection_paused() -> Iterator[None]:
     """No cyclic collection while a bulk of objects that all survive is built (a first fill
     of thousands of table rows): the young generations would be rescanned and promoted
     over and over on the way (half of a 5,000-row fill). Reference counting still frees
-    garbage meanwhile; collection resumes at the end, where the next tick freezes the lot."""
+    garbage meanwhile. At the end, with a GcPolicy running, the bulk is frozen at once (what
+    its next tick would do); without one, collection just resumes."""
     global _pauses, _resume
     with _pause_lock:
         if _pauses == 0:
@@ -65,7 +105,9 @@ def collection_paused() -> Iterator[None]:
         with _pause_lock:
             _pauses -= 1
             if _pauses == 0 and _resume:
+                if _running:
+                    gc.freeze()
                 gc.enable()
 
 
-__all__ = ["GcPolicy", "collection_paused"]
+__all__ = ["GcPolicy", "collection_paused", "ticking"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import threading
 
-from kbox.gcpolicy import collection_paused
+from kbox.gcpolicy import GcPolicy, collection_paused, ticking
 
 
 def test_collection_resumes_after_the_last_block():
@@ -45,3 +45,32 @@ def test_a_disabled_collector_stays_disabled():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_bulk_is_frozen_while_a_policy_runs():
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    try:
+        with GcPolicy():
+            with collection_paused():
+                bulk = [[i] for i in range(1000)]     # container objects the collector tracks
+            assert gc.get_freeze_count() >= frozen + len(bulk)
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+
+
+def test_without_a_policy_nothing_is_frozen():
+    gc.unfreeze()
+    with collection_paused():
+        bulk = [[i] for i in range(1000)]
+    assert gc.get_freeze_count() == 0 and len(bulk) == 1000
+
+
+def test_ticking_runs_a_policy_and_unfreezes_at_the_end():
+    with ticking(period=0.01) as policy:
+        assert isinstance(policy, GcPolicy)
+        with collection_paused():
+            bulk = [[i] for i in range(100)]
+        assert gc.get_freeze_count() >= len(bulk)
+    assert gc.get_freeze_count() == 0

@@ -77,7 +77,6 @@ def test_refresh_of_5000_pods_is_under_100ms():
                 app.main_view.table.clear()
                 for feed in app.data.feeds.values():
                     feed.items.clear()
-                app.model.rc._pod_status.clear()
                 app.model.rc.usage = type(app.model.rc.usage)()
                 app.model.pod_roles.clear()
                 app.model.pod_counts.clear()

@@ -260,10 +260,11 @@ class ApiServer:
         out: list[Obj] = []
         last_key = ""
         remaining = 0
+        selecting = bool(label_selector or field_selector)   # the key prefix has the namespace
         for key, cobj in items:
             if not key.startswith(prefix) or (start and key <= start):
                 continue
-            if not matches(cobj.obj):
+            if selecting and not matches(cobj.obj):
                 continue
             if limit and len(out) >= limit:
                 remaining += 1

@@ -47,89 +47,109 @@ def human_duration(s: float) -> str:
     return f"{d // 365}y{d % 365}d"
 
 
-def _restartable(pod: dict[str, Any], name: str) -> bool:
-    """A sidecar: an init container with restartPolicy Always."""
-    for c in (pod.get("spec") or {}).get("initContainers") or []:
-        if c.get("name") == name:
-            return c.get("restartPolicy") == "Always"
-    return False
+_EMPTY: dict[str, Any] = {}
+
+
+def _sidecars(pod: dict[str, Any]) -> set[str]:
+    """Names of the sidecars: init containers with restartPolicy Always."""
+    return {c.get("name", "") for c in (pod.get("spec") or _EMPTY).get("initContainers") or ()
+            if c.get("restartPolicy") == "Always"}
 
 
 def _condition_true(pod: dict[str, Any], ctype: str) -> bool:
     return any(c.get("type") == ctype and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
+               for c in (pod.get("status") or _EMPTY).get("conditions") or [])
+
+
+def _last_finished(cs: dict[str, Any], last: str) -> str:
+    """The later of `last` and when this container's previous run finished."""
+    prev = cs.get("lastState")
+    if prev:
+        term = prev.get("terminated")
+        if term:
+            fin = term.get("finishedAt") or ""
+            if fin > last:
+                return fin
+    return last
 
 
 def pod_status(pod: dict[str, Any]) -> tuple[str, int, int, int, str]:
-    """(STATUS, ready, total, restarts, last restart time) as kubectl computes them for a pod."""
-    status = pod.get("status") or {}
-    spec = pod.get("spec") or {}
+    """(STATUS, ready, total, restarts, last restart time) as kubectl computes them for a pod.
+    Every pod of a listing (and of the dashboard) goes through here: the common case, no
+    init containers and running containers, takes the fewest lookups."""
+    status = pod.get("status") or _EMPTY
+    spec = pod.get("spec") or _EMPTY
     phase = status.get("phase") or ""
     reason = status.get("reason") or phase
-    for c in status.get("conditions") or []:
-        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
+    for c in status.get("conditions") or ():
+        if c.get("reason") == "SchedulingGated" and c.get("type") == "PodScheduled":
             reason = "SchedulingGated"
-    total = len(spec.get("containers") or [])
+    total = len(spec.get("containers") or ())
     ready = 0
     restarts = 0
     last = ""
     sidecar_restarts = 0
     sidecar_last = ""
-    n_init = len(spec.get("initContainers") or [])
-    for cs in status.get("initContainerStatuses") or []:
-        if _restartable(pod, cs.get("name", "")):
-            total += 1
     initializing = False
-    for i, cs in enumerate(status.get("initContainerStatuses") or []):
-        restarts += int(cs.get("restartCount") or 0)
-        fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
-        last = max(last, fin)
-        sidecar = _restartable(pod, cs.get("name", ""))
-        if sidecar:
-            sidecar_restarts += int(cs.get("restartCount") or 0)
-            sidecar_last = max(sidecar_last, fin)
-        st = cs.get("state") or {}
-        term, wait = st.get("terminated"), st.get("waiting")
-        if term is not None and term.get("exitCode") == 0:
-            continue
-        if sidecar and cs.get("started"):
-            if cs.get("ready"):
-                ready += 1
-            continue
-        if term is not None:
-            if term.get("reason"):
-                reason = "Init:" + term["reason"]
-            elif term.get("signal"):
-                reason = f"Init:Signal:{term['signal']}"
+    init_statuses = status.get("initContainerStatuses")
+    if init_statuses:
+        sidecars = _sidecars(pod)
+        n_init = len(spec.get("initContainers") or ())
+        total += sum(1 for cs in init_statuses if cs.get("name", "") in sidecars)
+        for i, cs in enumerate(init_statuses):
+            count = int(cs.get("restartCount") or 0)
+            restarts += count
+            last = _last_finished(cs, last)
+            sidecar = cs.get("name", "") in sidecars
+            if sidecar:
+                sidecar_restarts += count
+                sidecar_last = _last_finished(cs, sidecar_last)
+            st = cs.get("state") or _EMPTY
+            term, wait = st.get("terminated"), st.get("waiting")
+            if term is not None and term.get("exitCode") == 0:
+                continue
+            if sidecar and cs.get("started"):
+                if cs.get("ready"):
+                    ready += 1
+                continue
+            if term is not None:
+                if term.get("reason"):
+                    reason = "Init:" + term["reason"]
+                elif term.get("signal"):
+                    reason = f"Init:Signal:{term['signal']}"
+                else:
+                    reason = f"Init:ExitCode:{term.get('exitCode', 0)}"
+            elif wait is not None and wait.get("reason") and wait["reason"] != "PodInitializing":
+                reason = "Init:" + wait["reason"]
             else:
-                reason = f"Init:ExitCode:{term.get('exitCode', 0)}"
-        elif wait is not None and wait.get("reason") and wait["reason"] != "PodInitializing":
-            reason = "Init:" + wait["reason"]
-        else:
-            reason = f"Init:{i}/{n_init}"
-        initializing = True
-        break
+                reason = f"Init:{i}/{n_init}"
+            initializing = True
+            break
     if not initializing or _condition_true(pod, "Initialized"):
         restarts, last = sidecar_restarts, sidecar_last
         has_running = False
-        for cs in reversed(status.get("containerStatuses") or []):
-            restarts += int(cs.get("restartCount") or 0)
-            fin = ((cs.get("lastState") or {}).get("terminated") or {}).get("finishedAt") or ""
-            last = max(last, fin)
-            st = cs.get("state") or {}
-            wait, term = st.get("waiting"), st.get("terminated")
+        for cs in reversed(status.get("containerStatuses") or ()):
+            count = cs.get("restartCount")
+            if count:
+                restarts += int(count)
+            last = _last_finished(cs, last)
+            st = cs.get("state") or _EMPTY
+            wait = st.get("waiting")
             if wait is not None and wait.get("reason"):
                 reason = wait["reason"]
-            elif term is not None and term.get("reason"):
-                reason = term["reason"]
-            elif term is not None:
-                reason = f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode', 0)}"
+                continue
+            term = st.get("terminated")
+            if term is not None:
+                if term.get("reason"):
+                    reason = term["reason"]
+                else:
+                    reason = f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode', 0)}"
             elif cs.get("ready") and st.get("running") is not None:
                 has_running = True
                 ready += 1
         if reason == "Completed" and has_running:
             reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+    if (pod.get("metadata") or _EMPTY).get("deletionTimestamp"):
         if status.get("reason") == "NodeLost":
             reason = "Unknown"
         elif phase not in ("Succeeded", "Failed"):

@@ -94,6 +94,8 @@ def attach_app(client: Any, ops: Any, *, theme: str | None = None) -> KboxApp:
 
 
 def run_attached(client: Any, ops: Any, *, theme: str | None, log_path: Path) -> int:
-    with log_to_file(log_path):
+    from kbox.gcpolicy import ticking
+    # no cluster in this process to run the GC policy, and the tables hold thousands of rows
+    with log_to_file(log_path), ticking():
         attach_app(client, ops, theme=theme).run()
     return 0

@@ -9,6 +9,7 @@ nodes pane and the tree recompute their few parent rows). Rows live in
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,11 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import RichLog, Static
 
+from kbox.api import tables
 from kbox.api.selectors import LabelSelector, parse_label_selector
 from kbox.tui.data import ClusterData
-from kbox.tui.table import ResourceTable, cell_text
-from kbox.tui.views import (TREE_COLUMNS, VIEWS, RowContext, Scope, TreeIndex, ViewSpec,
+from kbox.tui.table import LazyRow, ResourceTable, cell_text
+from kbox.tui.views import (TREE_COLUMNS, UNSCOPED, VIEWS, RowContext, Scope, TreeIndex, ViewSpec,
                             component_role, event_time, status_role, node_state, owner_uid, tree_deploy, tree_pod,
                             tree_rs)
 
@@ -42,27 +44,33 @@ class Model:
         return self.data[resource]
 
     def account(self, changes: Changes) -> None:
-        """Keep node usage sums and pod counts current from the pod diffs."""
+        """Keep node usage sums and pod counts current from the pod diffs (every pod of a
+        first fill passes here: the loop keeps its lookups local)."""
         self.changed_nodes_usage = False
         changed, removed = changes.get("pods", (set(), set()))
-        feed = self.data["pods"]
+        usage = self.rc.usage
+        roles, counts = self.pod_roles, self.pod_counts
+        moved = False
         for uid in removed:
-            self.changed_nodes_usage |= self.rc.usage.update(uid, None)
-            self._count(uid, None)
-            self.rc.forget(uid)
+            moved |= usage.update(uid, None)
+            self._uncount(uid)
+        items = self.data["pods"].items
+        pod_status = tables.pod_status
         for uid in changed:
-            pod = feed.get(uid)
-            self.changed_nodes_usage |= self.rc.usage.update(uid, pod)
-            self._count(uid, pod)
+            pod = items.get(uid)
+            moved |= usage.update(uid, pod)
+            old = roles.pop(uid, None)
+            if old is not None:
+                counts[old] -= 1
+            if pod is not None:
+                role = roles[uid] = status_role(pod_status(pod)[0])
+                counts[role] += 1
+        self.changed_nodes_usage = moved
 
-    def _count(self, uid: str, pod: Obj | None) -> None:
+    def _uncount(self, uid: str) -> None:
         old = self.pod_roles.pop(uid, None)
         if old is not None:
             self.pod_counts[old] -= 1
-        if pod is not None:
-            role = status_role(self.rc.pod_status(pod)[0])
-            self.pod_roles[uid] = role
-            self.pod_counts[role] += 1
 
     def names(self, resource: str) -> list[str]:
         try:
@@ -126,7 +134,7 @@ class ResourceView(Vertical):
         self.stack: list[ViewState] = []
         self.table = ResourceTable(VIEWS["pods"].columns, id="view-table")
         self.title = Static("", id="view-title", markup=False)
-        self._kinds: dict[str, ViewSpec] = {}         # row key -> spec (the tree mixes kinds)
+        self._kinds: dict[str, ViewSpec] = {}         # tree row key -> spec (the tree mixes kinds)
         self._tree = TreeIndex()
         self._tree_rs: dict[str, tuple] = {}          # replicaset uid -> its tree sort key
 
@@ -181,26 +189,38 @@ class ResourceView(Vertical):
         self.title.update(" ".join(parts))
 
     # ---- rows ------------------------------------------------------------------
-    def _row(self, spec: ViewSpec, obj: Obj) -> tuple | None:
-        if not self.state.scope.matches(obj):
-            return None
-        row = spec.row(obj, self.model.rc)
-        if self.state.filter and not self.state.filter.matches(obj, row, self.table.now):
-            return None
-        return row
+    def _diff(self, spec: ViewSpec, uids: Iterable[str], objs: dict[str, Obj]) -> tuple[list, list]:
+        """Rows for these keys of `objs`: (upserts, keys to remove). Every pod of a first
+        fill passes here, so the per-row work is the least it can be: a row that is a pure
+        function of its object is made lazily (when drawn)."""
+        scope, filt = self.state.scope, self.state.filter
+        scoped = scope != UNSCOPED
+        lazy = not filt and not spec.depends
+        make, rc, sort_key, now = spec.row, self.model.rc, spec.sort_key, self.table.now
+        ups, gone = [], []
+        get = objs.get
+        for uid in uids:
+            obj = get(uid)
+            if obj is None or (scoped and not scope.matches(obj)):
+                gone.append(uid)
+                continue
+            if lazy:
+                row = LazyRow(make, obj, rc)
+            else:
+                row = make(obj, rc)
+                if filt and not filt.matches(obj, row, now):
+                    gone.append(uid)
+                    continue
+            ups.append((uid, sort_key(obj), row))
+        return ups, gone
 
     def rebuild(self) -> None:
         if self.state.name == "tree":
             self.table.replace_all(self._tree_rows())
         else:
             spec = VIEWS[self.state.name]
-            rows = []
-            for obj in self.model.feed(spec.resource).values():
-                row = self._row(spec, obj)
-                if row is not None:
-                    uid = obj["metadata"].get("uid", "")
-                    rows.append((uid, spec.sort_key(obj), row))
-                    self._kinds[uid] = spec
+            objs = self.model.feed(spec.resource).snapshot()
+            rows, _ = self._diff(spec, objs, objs)
             self.table.replace_all(rows)
         self.update_title()
 
@@ -216,19 +236,8 @@ class ResourceView(Vertical):
             if spec.resource not in changes:
                 return
             changed, removed = changes[spec.resource]
-            feed = self.model.feed(spec.resource)
-            ups, gone = [], list(removed)
-            for uid in changed:
-                obj = feed.get(uid)
-                row = self._row(spec, obj) if obj is not None else None
-                if row is None:
-                    gone.append(uid)
-                else:
-                    ups.append((uid, spec.sort_key(obj), row))
-                    self._kinds[uid] = spec
-            for uid in removed:
-                self._kinds.pop(uid, None)
-            self.table.apply(ups, gone)
+            ups, gone = self._diff(spec, changed, self.model.feed(spec.resource).items)
+            self.table.apply(ups, gone + list(removed))
         self.update_title()
 
     # ---- the tree --------------------------------------------------------------------

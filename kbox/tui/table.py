@@ -6,6 +6,10 @@ and renders only the lines on screen (the Line API). An upsert with equal
 cells changes nothing; a new row is inserted at its sorted place; the cursor
 stays on its row key across updates.
 
+A row is either its cells or a `LazyRow`: a pure function of one object whose
+cells are made the first time they are needed (drawn, filtered, read), so a
+first fill of 5,000 pods computes one screenful of cells, not 5,000 rows.
+
 Cells are plain data, resolved when a line is drawn: `str`, `(text, role)`
 (coloured by the theme role, so a theme switch is a repaint, not a rebuild),
 `Age(epoch)` (drawn from the injected clock's `now`, so ages tick without
@@ -49,6 +53,35 @@ class Span(NamedTuple):
     """A duration from `start` to `end` (or to the table's clock while `end` is None)."""
     start: float | None
     end: float | None = None
+
+
+class LazyRow:
+    """Cells made on first use by `make(obj, ctx)`. Equal to another LazyRow of the same
+    function on the same object: a feed replaces an object on every change, so object
+    identity is the change test and an unchanged object's row is never rebuilt."""
+
+    __slots__ = ("make", "obj", "ctx", "_cells")
+
+    def __init__(self, make: Any, obj: Any, ctx: Any = None) -> None:
+        self.make = make
+        self.obj = obj
+        self.ctx = ctx
+        self._cells: tuple | None = None
+
+    def cells(self) -> tuple:
+        if self._cells is None:
+            self._cells = self.make(self.obj, self.ctx)
+        return self._cells
+
+    def __eq__(self, other: object) -> bool:
+        return (type(other) is LazyRow and other.obj is self.obj  # type: ignore[union-attr]
+                and other.make is self.make)  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def resolve(row: "Row | LazyRow") -> "Row":
+    return row.cells() if type(row) is LazyRow else row  # type: ignore[union-attr]
 
 
 BULK_ROWS = 64       # an apply with more upserts than this (and a quarter of the rows) sorts once
@@ -160,12 +193,12 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def row(self, key: str) -> Row | None:
         r = self._rows.get(key)
-        return None if r is None else r[1]
+        return None if r is None else resolve(r[1])
 
     def __contains__(self, key: str) -> bool:
         return key in self._rows
 
-    def upsert(self, key: str, sort_key: Any, cells: Row) -> bool:
+    def upsert(self, key: str, sort_key: Any, cells: Row | LazyRow) -> bool:
         """Add or change one row; False when nothing changed."""
         old = self._rows.get(key)
         if old is not None:
@@ -257,7 +290,7 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def column_texts(self, index: int) -> list[str]:
         """Plain text of one column, in display order (for tests)."""
-        return [cell_text(self._rows[k][1][index], self.now) for _, k in self._order]
+        return [cell_text(resolve(self._rows[k][1])[index], self.now) for _, k in self._order]
 
     # ---- cursor ------------------------------------------------------------------
     @property
@@ -418,7 +451,7 @@ class ResourceTable(ScrollView, can_focus=True):
             if index >= len(self._order):
                 return Strip.blank(width, base)
             key = self._order[index][1]
-            cells = self._rows[key][1]
+            cells = resolve(self._rows[key][1])
             overlay = None
             if key == self.cursor_key:
                 overlay = self.get_component_rich_style("resource-table--cursor", partial=True)
