@@ -16,6 +16,11 @@
    timers running). Runs alternate without/with to share the machine's noise.
    Goal: < 10 % throughput lost.
 
+The refresh and scheduler parts run twice by default: with kbox.gcpolicy ticking, as every
+process that opens a dashboard runs it (`kbox up`: the cluster's housekeeping thread;
+`kbox ui`: its own), and without it, for comparison (full collections then rescan the
+store and the app's rows at moments no refresh chooses).
+
 Prints figures, asserts nothing (the pilot tests in tests/test_tui_perf.py assert).
 
     python bench/bench_dashboard.py [--only refresh keys scheduler] [--runs 7] [--rounds 2]
@@ -144,7 +149,7 @@ def bench_refresh(runs: int, pods: int = 5000, nodes: int = 50, gc_policy: bool 
     if gc_policy:
         # the cluster behind `kbox up` runs the same policy on its housekeeping thread
         with ticking():
-            print("  (with the cluster's GC policy ticking, as in `kbox up`)", flush=True)
+            print("  (with the GC policy ticking, as `kbox up` and `kbox ui` run it)", flush=True)
             return bench_refresh(runs, pods, nodes)
     api, client = _api()
     t0 = time.perf_counter()
