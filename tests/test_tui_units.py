@@ -1,5 +1,6 @@
 """Pure parts of the dashboard, without an app: what a prompt line means, tab completion,
-the `/` filter, and ResourceTable's keyed diff (sorted rows, cursor kept on its key)."""
+the `/` filter, ResourceTable's keyed diff (sorted rows, cursor kept on its key, lazy rows),
+and node usage sums."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ pytest.importorskip("textual")
 from kbox.api.errors import ApiError  # noqa: E402
 from kbox.tui.panes import Filter  # noqa: E402
 from kbox.tui.prompt import Completer, classify  # noqa: E402
-from kbox.tui.table import Age, Bar, Column, ResourceTable, Span, cell_text  # noqa: E402
+from kbox.tui.table import Age, Bar, Column, LazyRow, ResourceTable, Span, cell_text  # noqa: E402
+from kbox.tui.views import NodeUsage  # noqa: E402
 
 
 def test_classify_prompt_lines():
@@ -84,3 +86,41 @@ def test_table_keyed_diff_keeps_order_and_cursor():
     assert t.apply([], ["u2"]) == 1 and t.cursor_key == "u1"            # cursor moves to a neighbour
     assert t.replace_all([("u1", ("ns", "a"), ("a", "Running"))]) == 1
     assert t.keys() == ["u1"]
+
+
+def test_lazy_rows_are_made_when_read_and_compared_by_object():
+    made = []
+
+    def make(obj, ctx):
+        made.append(obj["name"])
+        return (obj["name"], obj["state"])
+
+    t = ResourceTable([Column("NAME", 10), Column("STATUS", 8)])
+    t.post_message = lambda m: True
+    a, b = {"name": "a", "state": "Running"}, {"name": "b", "state": "Pending"}
+    assert t.apply([("ua", "a", LazyRow(make, a)), ("ub", "b", LazyRow(make, b))]) == 2
+    assert made == []                                   # nothing drawn or read yet
+    assert t.row("ub") == ("b", "Pending") and made == ["b"]
+    assert t.row("ub") == ("b", "Pending") and made == ["b"]   # made once
+    assert t.apply([("ub", "b", LazyRow(make, b))]) == 0      # the same object: unchanged
+    b2 = dict(b, state="Running")
+    assert t.apply([("ub", "b", LazyRow(make, b2))]) == 1     # a new object: a changed row
+    assert t.column_texts(1) == ["Running", "Running"] and sorted(made) == ["a", "b", "b"]
+
+
+def test_node_usage_names_the_nodes_whose_sums_moved():
+    def pod(node, cpu="100m", phase="Running"):
+        return {"spec": {"nodeName": node, "containers": [{"resources": {"requests": {"cpu": cpu,
+                                                                                     "memory": "1Mi"}}}]},
+                "status": {"phase": phase}}
+
+    u = NodeUsage()
+    u.update("p1", pod("n1"))
+    u.update("p2", pod("n2"))
+    assert u.take_touched() == {"n1", "n2"} and u.take_touched() == set()
+    u.update("p1", pod("n1"))                            # the same requests: nothing moved
+    assert u.take_touched() == set()
+    u.update("p1", pod("n1", phase="Succeeded"))         # a finished pod frees its requests
+    assert u.take_touched() == {"n1"} and u.of("n1") == (0, 0, 0)
+    u.update("p2", None)
+    assert u.take_touched() == {"n2"} and u.of("n2") == (0, 0, 0)

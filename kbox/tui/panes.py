@@ -38,7 +38,7 @@ class Model:
         self.rc = RowContext()
         self.pod_roles: dict[str, str] = {}
         self.pod_counts: Counter[str] = Counter()
-        self.changed_nodes_usage = False
+        self.nodes_touched: set[str] = set()     # node names whose usage the last cycle changed
 
     def feed(self, resource: str):
         return self.data[resource]
@@ -46,31 +46,36 @@ class Model:
     def account(self, changes: Changes) -> None:
         """Keep node usage sums and pod counts current from the pod diffs (every pod of a
         first fill passes here: the loop keeps its lookups local)."""
-        self.changed_nodes_usage = False
         changed, removed = changes.get("pods", (set(), set()))
         usage = self.rc.usage
         roles, counts = self.pod_roles, self.pod_counts
-        moved = False
-        for uid in removed:
-            moved |= usage.update(uid, None)
-            self._uncount(uid)
         items = self.data["pods"].items
         pod_status = tables.pod_status
+        for uid in removed:
+            usage.update(uid, None)
+            old = roles.pop(uid, None)
+            if old is not None:
+                counts[old] -= 1
         for uid in changed:
             pod = items.get(uid)
-            moved |= usage.update(uid, pod)
+            usage.update(uid, pod)
             old = roles.pop(uid, None)
             if old is not None:
                 counts[old] -= 1
             if pod is not None:
                 role = roles[uid] = status_role(pod_status(pod)[0])
                 counts[role] += 1
-        self.changed_nodes_usage = moved
+        self.nodes_touched = usage.take_touched()
 
-    def _uncount(self, uid: str) -> None:
-        old = self.pod_roles.pop(uid, None)
-        if old is not None:
-            self.pod_counts[old] -= 1
+    def touched(self, resource: str, changes: Changes) -> tuple[set[str], set[str]]:
+        """(changed, removed) keys of `resource` whose rows this cycle must redo: its own
+        changes, and for nodes, every node whose pods' usage moved."""
+        changed, removed = changes.get(resource, (set(), set()))
+        if resource == "nodes" and self.nodes_touched:
+            names = self.nodes_touched
+            changed = changed | {uid for uid, n in self.data["nodes"].items.items()
+                                 if n["metadata"].get("name") in names}
+        return changed, removed
 
     def names(self, resource: str) -> list[str]:
         try:
@@ -229,13 +234,9 @@ class ResourceView(Vertical):
             self._apply_tree(changes)
         else:
             spec = VIEWS[self.state.name]
-            if any(r in changes for r in spec.depends) and (
-                    spec.resource != "nodes" or self.model.changed_nodes_usage):
-                self.rebuild()
+            changed, removed = self.model.touched(spec.resource, changes)
+            if not changed and not removed:
                 return
-            if spec.resource not in changes:
-                return
-            changed, removed = changes[spec.resource]
             ups, gone = self._diff(spec, changed, self.model.feed(spec.resource).items)
             self.table.apply(ups, gone + list(removed))
         self.update_title()
@@ -349,15 +350,26 @@ class NodesPane(SideTable):
         super().__init__(model, NODES_PANE_COLUMNS, **kw)
 
     def sync(self, changes: Changes | None) -> None:
-        if changes is not None and "nodes" not in changes and not self.model.changed_nodes_usage:
-            return
+        """Redo the rows of changed nodes and of nodes whose usage moved (all: changes None)."""
         spec = VIEWS["nodes"]
+        items = self.model.feed("nodes").items
+        if changes is None:
+            changed, removed = set(items), {k for k in self._rows if k not in items}
+        else:
+            changed, removed = self.model.touched("nodes", changes)
+        if not changed and not removed:
+            return
         rows = []
-        for n in self.model.feed("nodes").values():
-            uid = n["metadata"]["uid"]
+        for uid in changed:
+            n = items.get(uid)
+            if n is None:
+                removed = removed | {uid}
+                continue
             self.kinds[uid] = spec
             rows.append((uid, spec.sort_key(n), spec.row(n, self.model.rc)))
-        self.replace_all(rows)
+        for uid in removed:
+            self.kinds.pop(uid, None)
+        self.apply(rows, removed)
 
 
 class WorkloadsPane(SideTable):

@@ -113,7 +113,7 @@ class ViewSpec:
     actions: frozenset[str] = COMMON
     drill: Callable[[Obj], tuple[str, Scope] | None] | None = None
     namespaced: bool = True
-    depends: tuple[str, ...] = ()       # other feeds whose changes recompute every row (small views)
+    depends: tuple[str, ...] = ()       # other feeds its rows read (Model.touched says which rows)
 
     def target(self, o: Obj) -> list[str]:
         """`kind name [-n ns]` words for registry commands about this object."""
@@ -147,8 +147,15 @@ class NodeUsage:
     def __init__(self) -> None:
         self.by_pod: dict[str, tuple[str, int, int]] = {}     # pod uid -> (node, millicpu, bytes)
         self.by_node: dict[str, list[int]] = {}               # node -> [millicpu, bytes, pods]
+        self.touched: set[str] = set()                        # nodes whose sums changed
+
+    def take_touched(self) -> set[str]:
+        """The nodes whose sums changed since the last call."""
+        touched, self.touched = self.touched, set()
+        return touched
 
     def _add(self, node: str, cpu: int, mem: int, sign: int) -> None:
+        self.touched.add(node)
         acc = self.by_node.get(node)
         if acc is None:
             acc = self.by_node[node] = [0, 0, 0]
@@ -156,8 +163,8 @@ class NodeUsage:
         acc[1] += sign * mem
         acc[2] += sign
 
-    def update(self, uid: str, pod: Obj | None) -> bool:
-        """Account one pod (None: gone); True when a node's sums changed."""
+    def update(self, uid: str, pod: Obj | None) -> None:
+        """Account one pod (None: gone)."""
         new = None
         if pod is not None:
             spec = pod.get("spec") or _EMPTY
@@ -173,14 +180,13 @@ class NodeUsage:
                 new = (node, cpu, mem)
         old = self.by_pod.get(uid)
         if old == new:
-            return False
+            return
         if old is not None:
             self._add(old[0], old[1], old[2], -1)
             del self.by_pod[uid]
         if new is not None:
             self._add(new[0], new[1], new[2], 1)
             self.by_pod[uid] = new
-        return True
 
     def of(self, node: str) -> tuple[int, int, int]:
         acc = self.by_node.get(node) or [0, 0, 0]
