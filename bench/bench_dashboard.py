@@ -40,7 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _common import machine, percentile, rss_mib
+from _common import cpu_by_thread, machine, percentile, rss_mib, thread_cpu
 from bench_scheduler import node as sched_node
 from bench_scheduler import pod as sched_pod
 
@@ -318,12 +318,14 @@ def schedule(num_nodes: int, num_pods: int, mode: str, timeout: float = 300,
             applied = board.app.applied if board.app else 0
         t1 = time.perf_counter()
         c1 = time.process_time()
+        threads_before = thread_cpu()
         sched.start()
         deadline = time.monotonic() + timeout
         while sched.scheduled < num_pods and time.monotonic() < deadline:
             time.sleep(0.01)
         elapsed = time.perf_counter() - t1
         cpu = time.process_time() - c1
+        by_thread = cpu_by_thread(threads_before, thread_cpu())
         if board is not None and board.app is not None:
             applied = board.app.applied - applied
     finally:
@@ -339,7 +341,7 @@ def schedule(num_nodes: int, num_pods: int, mode: str, timeout: float = 300,
     extra = f"; the dashboard ran {applied} apply cycles meanwhile" if mode == "with" else ""
     print(f"  {MODES[mode]}: {sched.scheduled:,} bound in {elapsed:.2f}s = "
           f"{rate:,.0f} pods/s; {cpu:.2f} CPU-s for the process{extra}; "
-          f"load {os.getloadavg()[0]:.1f}; RSS {rss_mib():.0f} MiB", flush=True)
+          f"load {os.getloadavg()[0]:.1f}; RSS {rss_mib():.0f} MiB\n    CPU by thread: {by_thread}", flush=True)
     return rate, cpu
 
 

@@ -139,6 +139,7 @@ class ResourceView(Vertical):
         self.stack: list[ViewState] = []
         self.table = ResourceTable(VIEWS["pods"].columns, id="view-table")
         self.title = Static("", id="view-title", markup=False)
+        self._title_text = ""
         self._kinds: dict[str, ViewSpec] = {}         # tree row key -> spec (the tree mixes kinds)
         self._tree = TreeIndex()
         self._tree_rs: dict[str, tuple] = {}          # replicaset uid -> its tree sort key
@@ -191,7 +192,10 @@ class ResourceView(Vertical):
             parts.append(f"/{st.filter.raw}")
         if self.stack:
             parts.append("(esc: back)")
-        self.title.update(" ".join(parts))
+        text = " ".join(parts)
+        if text != self._title_text:         # one line, fixed height: never a layout pass
+            self._title_text = text
+            self.title.update(text, layout=False)
 
     # ---- rows ------------------------------------------------------------------
     def _diff(self, spec: ViewSpec, uids: Iterable[str], objs: dict[str, Obj]) -> tuple[list, list]:
@@ -417,6 +421,7 @@ class HeaderBar(Static):
     def __init__(self, meta: dict[str, Any], **kw: Any) -> None:
         super().__init__("", markup=False, **kw)
         self.meta = meta
+        self._shown: Text | None = None
 
     def sync(self, model: Model) -> None:
         app = self.app
@@ -450,7 +455,9 @@ class HeaderBar(Static):
                 t.append((", " if i else "") + f"{n} {w}", style(r) if style else "")
             t.append(")")
         t.append(f" │ {self.meta.get('runtime', '?')} │ api {self.meta.get('url') or 'in-process'}")
-        self.update(t)
+        if t != self._shown:                 # one line, fixed height: never a layout pass
+            self._shown = t
+            self.update(t, layout=False)
 
 
 class ActivityPane(RichLog):
@@ -488,11 +495,13 @@ class ActivityPane(RichLog):
             return
         fresh.sort(key=lambda e: (event_time(e), e["metadata"].get("name", "")))
         skipped = len(fresh) - self.MAX_PER_BATCH
+        lines = []
         if skipped > 0:
-            self.write(Text(f"… {skipped} earlier events", style="italic"))
+            lines.append(Text(f"… {skipped} earlier events", style="italic"))
             fresh = fresh[skipped:]
-        for ev in fresh:
-            self.write(self.line(ev))
+        lines.extend(self.line(ev) for ev in fresh)
+        # one write of many lines: RichLog renders, resizes and scrolls once per write
+        self.write(Text("\n").join(lines))
 
     def line(self, ev: Obj) -> Text:
         from datetime import datetime, timezone
