@@ -144,8 +144,8 @@ class KboxApp(App):
         self._role_cache: dict[str, Style] = {}
         self._commands: dict[Sink, tuple[Context, Any]] = {}
         self._output_sink: Sink | None = None
-        self._last_apply = 0.0
-        self._last_cost = 0.0
+        self._cycle_wall = 0.0      # when the last live apply cycle began (monotonic)
+        self._cycle_cpu = 0.0       # and this thread's CPU time then
         self._apply_timer: Any = None
         self.applied = 0                # apply cycles run (tests wait on this)
         themes.register_themes(self, on_error=lambda e: log.warning("theme skipped: %s", e))
@@ -238,24 +238,35 @@ class KboxApp(App):
     def _feeds_changed(self) -> None:          # feed threads
         self.post_message(DataChanged())
 
-    # A live cycle applies at most this many changed objects per resource and waits at least
-    # COST_FACTOR times as long as the last cycle took, so keys never queue behind a long
-    # burst (a deployment scaling to 1,000) and the dashboard, which shares the control
-    # plane's process and GIL, takes a small share of it (its repaint costs as much again).
-    # In a burst that is a few refreshes a second (k9s refreshes every 2 s).
+    # A live cycle applies at most this many changed objects per resource, and the next one
+    # waits until the dashboard's thread has used at most 1/COST_FACTOR of the time since
+    # the last one began: its apply, the repaint that follows (the larger part) and its
+    # timers. So keys never queue behind a long burst (a deployment scaling to 1,000), and
+    # the dashboard, which shares the control plane's process and GIL, takes a small share
+    # of it: in a burst, a few refreshes a second (k9s refreshes every 2 s).
     CYCLE_LIMIT = 400
-    COST_FACTOR = 10
+    COST_FACTOR = 12
+    MAX_WAIT = 2.0               # but never longer than this (after a first fill of thousands)
 
     def on_data_changed(self, _: DataChanged) -> None:
-        interval = max(self.min_interval, self.COST_FACTOR * self._last_cost)
-        elapsed = time.monotonic() - self._last_apply
-        if elapsed >= interval:
-            self.apply_changes(limit=self.CYCLE_LIMIT)
-        elif self._apply_timer is None:
-            self._apply_timer = self.set_timer(interval - elapsed, self._timer_apply)
+        self._cycle_when_due()
 
     def _timer_apply(self) -> None:
         self._apply_timer = None
+        self._cycle_when_due()       # asked again: the last cycle's repaint may have come since
+
+    def _cycle_when_due(self) -> None:
+        spent = time.thread_time() - self._cycle_cpu
+        interval = min(self.MAX_WAIT, max(self.min_interval, self.COST_FACTOR * spent))
+        wait = interval - (time.monotonic() - self._cycle_wall)
+        if wait <= 0:
+            self._live_cycle()
+        elif self._apply_timer is None:
+            self._apply_timer = self.set_timer(wait, self._timer_apply)
+
+    def _live_cycle(self) -> None:
+        self._cycle_wall = time.monotonic()
+        self._cycle_cpu = time.thread_time()
         self.apply_changes(limit=self.CYCLE_LIMIT)
 
     def refresh_now(self) -> None:
@@ -270,7 +281,6 @@ class KboxApp(App):
 
     def apply_changes(self, limit: int | None = None) -> None:
         """Drain the feeds' changed keys and apply them to every pane (app thread only)."""
-        started = time.monotonic()
         changes = self.data.drain(limit)
         bulk = sum(len(c) + len(r) for c, r in changes.values()) >= BULK_CHANGES
         with collection_paused() if bulk else nullcontext(), self.batch_update():
@@ -282,8 +292,6 @@ class KboxApp(App):
             self.activity.sync(self.model, changes)
             self.header_bar.sync(self.model)
         self.applied += 1
-        self._last_apply = time.monotonic()
-        self._last_cost = self._last_apply - started
 
     def _check_stop(self) -> None:
         if self.stop_event is not None and self.stop_event.is_set():
