@@ -13,7 +13,7 @@
 3. scheduler: bench_scheduler's run (10,000 pending pods onto 1,000 Ready nodes, memory
    store, in-process client, shared informers) with and without the dashboard open on the
    same client in the same process (headless `App.run_test()` on its own thread, feeds and
-   timers running). Runs alternate without/with to share the machine's noise.
+   timers running). Each run is a fresh process; runs go without/with in ABBA order.
    Goal: < 10 % throughput lost.
 
 The refresh and scheduler parts run twice by default: with kbox.gcpolicy ticking, as every
@@ -34,6 +34,7 @@ import itertools
 import os
 import random
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -345,17 +346,30 @@ def schedule(num_nodes: int, num_pods: int, mode: str, timeout: float = 300,
     return rate, cpu
 
 
+def schedule_in_subprocess(num_nodes: int, num_pods: int, mode: str, gc_policy: bool) -> float:
+    """schedule() in a fresh Python process (it prints its own line); its pods/s."""
+    out = subprocess.run([sys.executable, __file__, "--one-run", mode, "--nodes", str(num_nodes),
+                          "--pods", str(num_pods), "--gc-policy", "on" if gc_policy else "off"],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout
+    lines = out.strip().splitlines()
+    print("\n".join(lines[:-1]), flush=True)
+    return float(lines[-1])
+
+
 def bench_scheduler(rounds: int, num_nodes: int = 1000, num_pods: int = 10000,
                     parts: bool = False, gc_policy: bool = False) -> None:
     how = ("with the cluster's GC policy ticking (as in `kbox up`)" if gc_policy
            else "as bench_scheduler runs (no GC policy)")
     print(f"scheduler: {num_pods:,} pending pods onto {num_nodes:,} nodes, without / with the dashboard "
-          f"open on the same client ({rounds} rounds, alternating), {how}", flush=True)
+          f"open on the same client ({rounds} rounds, ABBA, a fresh process per run), {how}", flush=True)
     without: list[float] = []
     with_: list[float] = []
-    for _ in range(rounds):
-        without.append(schedule(num_nodes, num_pods, "without", gc_policy=gc_policy)[0])
-        with_.append(schedule(num_nodes, num_pods, "with", gc_policy=gc_policy)[0])
+    for r in range(rounds):
+        # each run in a fresh process (a process that has run one grows its heap, and every
+        # later run in it pays more for memory), in ABBA order
+        for mode in ("without", "with") if r % 2 == 0 else ("with", "without"):
+            rate = schedule_in_subprocess(num_nodes, num_pods, mode, gc_policy)
+            (without if mode == "without" else with_).append(rate)
     a, b = statistics.median(without), statistics.median(with_)
     loss = (a - b) / a * 100 if a else float("nan")
     print(f"  median without {a:,.0f} pods/s, with {b:,.0f} pods/s: {loss:+.1f} % lost "
@@ -363,7 +377,7 @@ def bench_scheduler(rounds: int, num_nodes: int = 1000, num_pods: int = 10000,
     print(f"  goal < 10 % lost: {'met' if loss < 10 else 'NOT met'}", flush=True)
     if parts:        # where the loss comes from
         for mode in ("idle", "feeds"):
-            rate = schedule(num_nodes, num_pods, mode, gc_policy=gc_policy)[0]
+            rate = schedule_in_subprocess(num_nodes, num_pods, mode, gc_policy)
             print(f"    -> {(a - rate) / a * 100:+.1f} % against the median without", flush=True)
 
 
@@ -378,7 +392,14 @@ def main() -> None:
                     help="run the refresh and scheduler parts without / with kbox.gcpolicy ticking, or both")
     ap.add_argument("--parts", action="store_true",
                     help="also run the scheduler with only the idle app, and with only the feeds")
+    ap.add_argument("--one-run", choices=list(MODES), help=argparse.SUPPRESS)
+    ap.add_argument("--nodes", type=int, default=1000, help=argparse.SUPPRESS)
+    ap.add_argument("--pods", type=int, default=10000, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one_run:          # one scheduler run for schedule_in_subprocess: its rate last
+        rate, _ = schedule(args.nodes, args.pods, args.one_run, gc_policy=args.gc_policy == "on")
+        print(rate)
+        return
     print(f"machine: {machine()}", flush=True)
     policies = {"off": [False], "on": [True], "both": [False, True]}[args.gc_policy]
     if "refresh" in args.only:

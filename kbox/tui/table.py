@@ -391,6 +391,21 @@ class ResourceTable(ScrollView, can_focus=True):
     def watch_now(self) -> None:
         self.refresh()
 
+    # The widget's own style (its background walks every ancestor) is the same for every
+    # line of a repaint: computed once per repaint, forgotten when a repaint or a style
+    # change is asked for (as Textual forgets its component styles).
+    _base_style: Style | None = None
+
+    def refresh(self, *regions: Any, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> "ResourceTable":
+        if repaint:
+            self._base_style = None
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def notify_style_update(self) -> None:
+        self._base_style = None
+        super().notify_style_update()
+
     def _style(self, role: str) -> Style:
         get = getattr(self.app, "role_style", None)
         return get(role) if get is not None and role else Style()
@@ -439,7 +454,9 @@ class ResourceTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        base = self.rich_style
+        base = self._base_style
+        if base is None:
+            base = self._base_style = self.rich_style
         if not self._widths:
             self._resize_virtual()
         scroll_x, scroll_y = self.scroll_offset
