@@ -199,10 +199,18 @@ class ApiServer:
         """Refuse new objects in a missing or terminating namespace (NamespaceLifecycle)."""
         if not info.namespaced:
             return
-        kv = self.store.get(f"/registry/namespaces/{namespace}")
-        if kv is None:
-            raise errors.not_found("namespaces", namespace or "")
-        ns = orjson.loads(kv.value)
+        key = f"/registry/namespaces/{namespace}"
+        # as kube-apiserver's admission plugin: the namespace from the watch cache (no read
+        # and decode per create), and from the store only when the cache has not seen it
+        cache = self._caches.get("namespaces")
+        cached = cache.objects.get(key) if cache is not None else None
+        if cached is not None:
+            ns = cached.obj
+        else:
+            kv = self.store.get(key)
+            if kv is None:
+                raise errors.not_found("namespaces", namespace or "")
+            ns = orjson.loads(kv.value)
         if ns.get("metadata", {}).get("deletionTimestamp"):
             raise errors.forbidden(
                 f"{info.plural} is forbidden: unable to create new content in namespace "

@@ -225,15 +225,23 @@ class Informer:
         self._items[key] = obj
         for name, fn in self._indexers.items():
             idx = self._indices[name]
+            values = fn(obj)
             if prev is not None:
-                for v in fn(prev):
+                old_values = fn(prev)
+                if old_values == values:      # most updates (status) move no index entry
+                    continue
+                for v in old_values:
                     s = idx.get(v)
                     if s is not None:
                         s.discard(key)
                         if not s:
                             del idx[v]
-            for v in fn(obj):
-                idx.setdefault(v, set()).add(key)
+            for v in values:
+                s = idx.get(v)
+                if s is None:
+                    idx[v] = {key}
+                else:
+                    s.add(key)
 
     def _remove(self, key: str) -> Obj | None:
         prev = self._items.pop(key, None)
