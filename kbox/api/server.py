@@ -456,7 +456,13 @@ class ApiServer:
         nm["resourceVersion"] = om["resourceVersion"]
         if subresource == "status":
             status = new.get("status")
-            new = deep_copy(old)
+            # everything but the status stays as it was. Not a deep copy of `old` (a third
+            # one, on the busiest write path): its top level, metadata and managedFields
+            # entries are copied, what an update writes to; the rest is shared with `old`,
+            # which is only read from here on.
+            new = {**old, "metadata": dict(om)}
+            if "managedFields" in om:
+                new["metadata"]["managedFields"] = [dict(e) for e in om["managedFields"]]
             if status is not None:
                 new["status"] = status
             else:
