@@ -13,6 +13,7 @@ import itertools
 import threading
 import time
 from datetime import datetime, timezone
+from functools import lru_cache
 
 
 class Clock:
@@ -40,19 +41,16 @@ class Clock:
         return iso_time(self.now())
 
 
-_last_iso: tuple[int, str] = (-1, "")
+@lru_cache(maxsize=4096)
+def _iso_second(sec: int) -> str:
+    return datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def iso_time(epoch: float) -> str:
-    """RFC 3339 in UTC with second precision, as Kubernetes writes timestamps."""
-    global _last_iso
-    sec = int(epoch // 1)
-    last = _last_iso           # one tuple read: safe without a lock
-    if last[0] == sec:
-        return last[1]         # thousands of writes per second share one timestamp
-    text = datetime.fromtimestamp(sec, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    _last_iso = (sec, text)
-    return text
+    """RFC 3339 in UTC with second precision, as Kubernetes writes timestamps. Thousands of
+    writes a second share a few seconds' timestamps (now, and when each container started):
+    the text of each second is made once."""
+    return _iso_second(int(epoch // 1))
 
 
 def iso_micro(epoch: float) -> str:

@@ -38,8 +38,7 @@ from typing import Any, Callable, Iterator
 from kbox.api import errors
 from kbox.api.client import Client
 from kbox.api.errors import ApiError
-from kbox.clock import Clock, iso_micro
-from kbox.clock import iso_time as _iso_time
+from kbox.clock import Clock, iso_micro, iso_time
 from kbox.controllers.events import EventRecorder
 from kbox.runtime import (CREATED, EXITED, RUNNING, ContainerNotFound, ContainerStatus,
                           ExecSession, ImagePullError, LinesSession, PodSandboxStatus, Runtime,
@@ -1380,20 +1379,6 @@ def _transitional(status: dict[str, Any]) -> bool:
         if w is None or w.get("reason") not in ("ContainerCreating", "PodInitializing") or s.get("lastState"):
             return False
     return True
-
-
-_iso_cache: tuple[int, str] = (-1, "")
-
-
-def iso_time(epoch: float) -> str:   # noqa: F811  (second precision: cache the last second)
-    global _iso_cache
-    sec = int(epoch)
-    cached = _iso_cache
-    if cached[0] == sec:
-        return cached[1]
-    text = _iso_time(sec)
-    _iso_cache = (sec, text)
-    return text
 
 
 def _terminated(st: ContainerStatus, runtime: str) -> dict[str, Any]:
