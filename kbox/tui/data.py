@@ -112,10 +112,10 @@ class Feed:
         lst = self.client.list(self.resource, read_only=True)    # the feed never changes them
         list_rv = int(lst["metadata"].get("resourceVersion") or 0)
         try:
-            fresh = {o["metadata"]["uid"]: o for o in lst["items"]}
+            fresh: dict[str, Obj] | None = {o["metadata"]["uid"]: o for o in lst["items"]}
         except KeyError:
-            fresh = {"": {}}
-        if "" in fresh:                          # an object without a UID (a test double)
+            fresh = None
+        if fresh is None or "" in fresh:         # an object without a UID (a test double)
             fresh = {uid_of(o): o for o in lst["items"]}
         with self._lock:
             items = self.items
