@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine, rss_mib  # noqa: E402
+from _common import cpu_by_thread, machine, rss_mib, thread_cpu  # noqa: E402
 
 from kbox.cluster import Cluster  # noqa: E402
 from kbox.config import ClusterConfig  # noqa: E402
@@ -61,6 +61,7 @@ def main() -> None:
         bound: set[str] = set()
         watch = client.watch("pods", resource_version="0", read_only=True)
         t1 = time.perf_counter()
+        threads_before = thread_cpu()
         remaining = args.pods
         i = 0
         while remaining > 0:
@@ -98,6 +99,7 @@ def main() -> None:
         total = time.perf_counter() - t1
         print(f"{i} deployments created in {created:.1f}s; {running}/{args.pods} pods Running "
               f"after {total:.1f}s; RSS {rss_mib():.0f} MiB")
+        print(f"CPU by thread: {cpu_by_thread(threads_before, thread_cpu(), top=12)}")
         print(f"goal < 60 s and RSS < 2 GiB: {'met' if total < 60 and rss_mib() < 2048 else 'NOT met'}")
     finally:
         cluster.stop()
