@@ -27,6 +27,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine, percentile  # noqa: E402
 
+from kbox.api.objects import is_pod_ready  # noqa: E402
 from kbox.cluster import Cluster  # noqa: E402
 from kbox.config import ClusterConfig  # noqa: E402
 
@@ -61,11 +62,6 @@ def parse_stamps(text: str) -> list[float]:
     secs = [int(s) for s in re.findall(r"tv_sec:\s*(\d+)", text)]
     usecs = [int(u) for u in re.findall(r"tv_usec:\s*(\d+)", text)]
     return [s + u / 1e6 for s, u in zip(secs, usecs)]
-
-
-def is_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def wait(cond, timeout: float, what: str, step: float = 0.02):
@@ -136,7 +132,7 @@ class Bench:
 
         # host time of each step, as the updates arrive in this process
         def on_pod(_old, new):
-            if new["metadata"]["name"] == "backend" and is_ready(new):
+            if new["metadata"]["name"] == "backend" and is_pod_ready(new):
                 mark("ready")
 
         def on_endpoints(_old, new):
@@ -164,7 +160,7 @@ class Bench:
                 with lock:
                     marks.clear()
                 self.sh("backend", "rm -f /tmp/ready", container="httpd")
-                wait(lambda: not is_ready(c.client.get("pods", "backend", "default")), 10, "backend not Ready")
+                wait(lambda: not is_pod_ready(c.client.get("pods", "backend", "default")), 10, "backend not Ready")
                 wait(lambda: "rules gone" in marks, 10, "the client node's rules without the backend")
                 with lock:
                     marks.clear()
@@ -239,7 +235,7 @@ def main() -> None:
         c.create("pods", client_pod(client_node), "default")
         svc = c.create("services", SERVICE, "default")
         bench = Bench(cluster, backend_node, client_node)
-        wait(lambda: is_ready(c.get("pods", "backend", "default")), 60, "the backend Ready")
+        wait(lambda: is_pod_ready(c.get("pods", "backend", "default")), 60, "the backend Ready")
         wait(lambda: (c.get("pods", "client", "default").get("status") or {}).get("phase") == "Running",
              60, "the client Running")
         pod_ip = c.get("pods", "backend", "default")["status"]["podIP"]
