@@ -67,3 +67,19 @@ def cpu_by_thread(before: dict[str, float], after: dict[str, float], top: int = 
     delta = {k: v - before.get(k, 0.0) for k, v in after.items()}
     busiest = sorted(delta.items(), key=lambda kv: -kv[1])[:top]
     return ", ".join(f"{k} {v:.2f}s" for k, v in busiest if v >= 0.01)
+
+
+def host_speed() -> float:
+    """Milliseconds one thread takes for a fixed pure-Python workload (best of 5).
+
+    This host's speed drifts (other tenants, CPU steal): printing this before and after
+    a run says whether a slow figure came from the code or from the machine."""
+    import time
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        d: dict[int, int] = {}
+        for i in range(200_000):
+            d[i & 1023] = d.get(i & 1023, 0) + i
+        best = min(best, time.perf_counter() - t)
+    return best * 1000

@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import cpu_by_thread, machine, rss_mib, thread_cpu  # noqa: E402
+from _common import cpu_by_thread, host_speed, machine, rss_mib, thread_cpu  # noqa: E402
 
 from kbox.cluster import Cluster  # noqa: E402
 from kbox.config import ClusterConfig  # noqa: E402
@@ -49,6 +49,7 @@ def main() -> None:
                     "sim": {"pullDelay": 0, "createDelay": 0, "startDelay": 0.1}},
     })
     print(f"machine: {machine()}")
+    print(f"host speed before: {host_speed():.1f} ms for the fixed loop (lower is faster)")
     t0 = time.perf_counter()
     cluster = Cluster(config, serve_http=False)
     cluster.start(timeout=args.timeout)
@@ -103,6 +104,7 @@ def main() -> None:
         print(f"goal < 60 s and RSS < 2 GiB: {'met' if total < 60 and rss_mib() < 2048 else 'NOT met'}")
     finally:
         cluster.stop()
+    print(f"host speed after: {host_speed():.1f} ms for the fixed loop")
 
 
 if __name__ == "__main__":

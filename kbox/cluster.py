@@ -31,6 +31,8 @@ class Cluster:
                  store: Store | None = None, serve_http: bool = True,
                  runtime: str | None = None, secure: bool = True,
                  credentials_dir: str | None = None) -> None:
+        from kbox.gcpolicy import limit_malloc_arenas
+        limit_malloc_arenas()      # before the control plane's threads start (kbox.gcpolicy)
         self.config = config or ClusterConfig()
         self.clock = clock or RealClock()
         self.rng = random.Random(self.config.seed)

@@ -42,14 +42,30 @@ SHARED_MUTATIONS: list[str] = []     # keys of objects found changed (the test s
 
 
 class CachedObject:
-    """One object version: decoded (shared by every reader: never mutate) and, on
-    first demand, encoded. In-process readers never need the bytes, so an event
-    costs one decode instead of a decode and an encode."""
-    __slots__ = ("obj", "_raw")
+    """One object version: decoded on first demand (then shared by every reader: never
+    mutate) and encoded on first demand. A write's object is decoded by the first reader
+    that looks at it, in that reader's thread, not by the writer while it holds the store
+    lock; an object nobody reads (most Events) is never decoded at all."""
+    __slots__ = ("_obj", "_raw", "_stored", "revision")
 
-    def __init__(self, obj: Obj, raw: bytes | None = None) -> None:
-        self.obj = obj
+    def __init__(self, obj: Obj | None = None, raw: bytes | None = None, *,
+                 stored: bytes | None = None, revision: int = 0) -> None:
+        self._obj = obj
         self._raw = raw
+        self._stored = stored       # the store's bytes: no resourceVersion in them
+        self.revision = revision
+
+    @property
+    def obj(self) -> Obj:
+        obj = self._obj
+        if obj is None:
+            # two readers may both decode: equal objects, and the first one set stays
+            obj = orjson.loads(self._stored)  # type: ignore[arg-type]
+            obj.setdefault("metadata", {})["resourceVersion"] = str(self.revision)
+            if self._obj is None:
+                self._obj = obj
+            obj = self._obj
+        return obj
 
     @property
     def raw(self) -> bytes:
@@ -62,7 +78,7 @@ class CachedObject:
         """The same object as it stood at `rev` (a deletion's revision): a shallow copy."""
         obj = dict(self.obj)
         obj["metadata"] = {**(obj.get("metadata") or {}), "resourceVersion": str(rev)}
-        return CachedObject(obj)
+        return CachedObject(obj, revision=rev)
 
 
 @dataclass(slots=True)
@@ -75,9 +91,10 @@ class CacheEvent:
 
 
 def _with_rv(raw: bytes, rev: int) -> CachedObject:
-    obj = orjson.loads(raw)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
-    return CachedObject(obj, orjson.dumps(obj) if CHECK_SHARED else None)
+    c = CachedObject(stored=raw, revision=rev)
+    if CHECK_SHARED:          # decoded and encoded now, to compare against later
+        c._raw = orjson.dumps(c.obj)
+    return c
 
 
 def _check_unchanged(c: CachedObject | None, key: str) -> None:
@@ -97,6 +114,7 @@ class Watcher:
                  node_name: str | None, bookmarks: bool) -> None:
         self.cache = cache
         self.matches = matches
+        self.matches_all = getattr(matches, "matches_all", False)
         self.node_name = node_name
         self.bookmarks = bookmarks
         # SimpleQueue: put never blocks and takes no Python-level lock, so the cache
@@ -106,8 +124,11 @@ class Watcher:
         self.last_revision = 0
 
     def offer(self, ev: CacheEvent) -> None:
-        new_in = ev.new is not None and self.matches(ev.new.obj)
-        old_in = ev.old is not None and self.matches(ev.old.obj)
+        if self.matches_all:      # no selector: no need to decode the object here
+            new_in, old_in = ev.new is not None, ev.old is not None
+        else:
+            new_in = ev.new is not None and self.matches(ev.new.obj)
+            old_in = ev.old is not None and self.matches(ev.old.obj)
         if new_in and old_in:
             item = ("MODIFIED", ev.new)
         elif new_in:
@@ -127,9 +148,7 @@ class Watcher:
             return []
         out: list[tuple[str, CachedObject]] = drain_queue(self._queue, timeout)
         if out:
-            rv = out[-1][1].obj.get("metadata", {}).get("resourceVersion")
-            if rv:
-                self.last_revision = int(rv)
+            self.last_revision = out[-1][1].revision
         return out
 
     def bookmark(self) -> dict[str, Any]:
@@ -252,8 +271,8 @@ class WatchCache:
             raise timeout_error(f"Too large resource version: {target}, current: {self.revision}")
 
     def _wait_fresh_subscribed(self, revision: int | None, timeout: float) -> None:
-        # every committed write was applied before its writer let go of the store lock:
-        # fresh as of the store's revision once no write is in flight
+        # sync_point returns once every write up to its revision was delivered to us:
+        # fresh as of that revision
         deadline = None
         while True:
             rev = self.store.sync_point()

@@ -20,6 +20,7 @@ import orjson
 
 from kbox.api.errors import ApiError
 from kbox.api.objects import Obj, deep_copy as _copy
+from kbox.gil import Pacer
 
 WatchEvent = tuple[str, Obj]   # ("ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR", object)
 
@@ -109,7 +110,10 @@ class _InProcessWatch(WatchStream):
 
     def __iter__(self) -> Iterator[WatchEvent]:
         idle = 0.0
+        pacer = Pacer()
+        batch: list = []
         while not self._w.closed:
+            pacer.before_next(len(batch))
             batch = self._w.next_batch(0.5)
             out = self._out
             for etype, cobj in batch:

@@ -248,6 +248,8 @@ class ApiServer:
                 return False
             return True
 
+        # a watcher that takes everything need not look inside (decode) each object
+        matches.matches_all = not ns and labels.empty and fields.empty  # type: ignore[attr-defined]
         node = fields.equality_value("spec.nodeName") if info.plural == "pods" else None
         return matches, node
 

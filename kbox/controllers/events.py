@@ -24,6 +24,7 @@ from kbox.api.client import Client
 from kbox.api.errors import ApiError
 from kbox.api.objects import Obj
 from kbox.clock import Clock, RealClock, iso_micro, iso_time
+from kbox.gil import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,27 @@ class EventRecorder:
             self._queue.put(None)
 
     def _run(self) -> None:
+        # events wait for no one: let them gather longer than watch events do
+        pacer = Pacer(0.02)
+        batch: list = []
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            if item[0] == "__flush__":
-                item[1].set()  # type: ignore[index,misc]
-                continue
+            pacer.before_next(len(batch))
+            batch = [self._queue.get()]
             try:
-                self._write(*item)
-            except Exception:
-                log.exception("could not record event")
+                while True:
+                    batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            for item in batch:
+                if item is None:
+                    return
+                if item[0] == "__flush__":
+                    item[1].set()  # type: ignore[index,misc]
+                    continue
+                try:
+                    self._write(*item)
+                except Exception:
+                    log.exception("could not record event")
 
     def _write(self, obj: Obj, type_: str, reason: str, message: str,
                host: str | None = None) -> None:

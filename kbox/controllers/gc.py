@@ -99,8 +99,14 @@ class GarbageCollector(Controller):
         graph builder only asks about owners it has not observed). Its deletion later
         enqueues this dependent through _deleted."""
         for ref in refs:
-            found = self._find_cached(ref.get("uid", ""))
-            if not found or any(o["metadata"].get("deletionTimestamp") for _, o in found):
+            # the informer of the kind the reference names: one index read, not one per
+            # watched resource (this runs for every new pod)
+            info = for_kind(ref.get("kind", ""), ref.get("apiVersion", ""))
+            inf = self.informers_by_resource.get(info.plural) if info is not None else None
+            if inf is None:
+                return False
+            found = inf.by_index(UID_INDEX, ref.get("uid", ""))
+            if not found or any(o["metadata"].get("deletionTimestamp") for o in found):
                 return False
         return True
 

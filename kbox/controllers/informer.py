@@ -59,6 +59,9 @@ class Informer:
         self._items: dict[str, Obj] = {}
         self._indexers: dict[str, IndexFunc] = {}
         self._indices: dict[str, dict[str, set[str]]] = {}
+        # each cached key's index values, one list per indexer in _indexers' order: an
+        # update compares against these instead of running every index function twice
+        self._values: dict[str, tuple[list[str], ...]] = {}
         self._handlers: list[tuple[Handler | None, Handler | None, Handler | None]] = []
         self._synced = threading.Event()
         self._stop = threading.Event()
@@ -79,10 +82,12 @@ class Informer:
     def add_index(self, name: str, fn: IndexFunc) -> None:
         with self._lock:
             self._indexers[name] = fn
+            fns = list(self._indexers.values())
             idx: dict[str, set[str]] = {}
             for key, obj in self._items.items():
                 for v in fn(obj):
                     idx.setdefault(v, set()).add(key)
+                self._values[key] = tuple(f(obj) for f in fns)
             self._indices[name] = idx
 
     # ---- reading -------------------------------------------------------------
@@ -221,22 +226,25 @@ class Informer:
 
     # ---- cache and index maintenance -----------------------------------------
     def _set(self, key: str, obj: Obj) -> None:
-        prev = self._items.get(key)
         self._items[key] = obj
-        for name, fn in self._indexers.items():
-            idx = self._indices[name]
-            values = fn(obj)
-            if prev is not None:
-                old_values = fn(prev)
-                if old_values == values:      # most updates (status) move no index entry
+        values = tuple([fn(obj) for fn in self._indexers.values()])
+        old_values = self._values.get(key)
+        self._values[key] = values
+        if old_values == values:      # most updates (status) move no index entry
+            return
+        for i, idx in enumerate(self._indices.values()):
+            new = values[i]
+            if old_values is not None:
+                old = old_values[i]
+                if old == new:
                     continue
-                for v in old_values:
+                for v in old:
                     s = idx.get(v)
                     if s is not None:
                         s.discard(key)
                         if not s:
                             del idx[v]
-            for v in values:
+            for v in new:
                 s = idx.get(v)
                 if s is None:
                     idx[v] = {key}
@@ -245,10 +253,10 @@ class Informer:
 
     def _remove(self, key: str) -> Obj | None:
         prev = self._items.pop(key, None)
-        if prev is not None:
-            for name, fn in self._indexers.items():
-                idx = self._indices[name]
-                for v in fn(prev):
+        old_values = self._values.pop(key, None)
+        if old_values is not None:
+            for i, idx in enumerate(self._indices.values()):
+                for v in old_values[i]:
                     s = idx.get(v)
                     if s is not None:
                         s.discard(key)

@@ -6,11 +6,18 @@ and which `compact()` trims. With `data_dir` the store is durable: see
 `kbox.store.wal` for the write-ahead log and snapshots (and the guarantee the
 `fsync` option gives). Every write is logged while the store lock is held, so
 the log order is the revision order.
+
+In-process subscribers (the API's watch caches) are told of each write after
+the store lock is released, in revision order, by whichever writer thread
+delivers first (`_deliver`). The store lock then guards only the data itself:
+it is held for a few microseconds, and a thread that loses the GIL while
+holding it no longer makes every other writer queue behind it.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 import logging
 import queue
@@ -20,6 +27,7 @@ from typing import Callable
 from sortedcontainers import SortedList
 
 from kbox.clock import Clock, RealClock
+from kbox.gil import GilLock
 from kbox.store import (CompactedError, KeyExistsError, KeyNotFoundError, KeyValue,
                         LeaseNotFoundError, RevisionMismatchError, Store, Watch, WatchEvent,
                         drain_queue)
@@ -73,7 +81,8 @@ class MemoryStore(Store):
                  sync_interval: float = 0.005, snapshot_bytes: int = 64 << 20,
                  **_: object) -> None:
         self._clock = clock or RealClock()
-        self._lock = threading.RLock()
+        # taken by every read and write: a GilLock, or writers convoy (kbox.gil)
+        self._lock = GilLock()
         self._data: dict[str, KeyValue] = {}
         # sorted, for range by prefix; a SortedList, since one plain list of every key
         # moves half of it (100,000s of pointers) on each create and delete
@@ -82,7 +91,13 @@ class MemoryStore(Store):
         self._compacted = 0
         self._history: list[WatchEvent] = []  # events with revision >= self._compacted
         self._watches: list[_MemoryWatch] = []
-        self._subscribers: list[tuple[str, Callable[[WatchEvent], None]]] = []
+        # (prefix, callback, first revision it wants); replaced, never changed in place,
+        # so a delivery can walk it while another thread subscribes
+        self._subscribers: tuple[tuple[str, Callable[[WatchEvent], None], int], ...] = ()
+        # committed writes not yet told to subscribers, in revision order, and the lock that
+        # makes one thread at a time tell them
+        self._undelivered: collections.deque[WatchEvent] = collections.deque()
+        self._delivering = threading.RLock()
         self._leases: dict[int, _Lease] = {}
         self._lease_ids = itertools.count(1)
         self._history_limit = history_limit
@@ -135,7 +150,8 @@ class MemoryStore(Store):
             rev = self._rev + 1
             kv = KeyValue(key, value, rev, rev, 1, lease)
             self._apply_put(kv, None)
-            return kv
+        self._deliver()
+        return kv
 
     def update(self, key: str, value: bytes, expected_mod_revision: int | None,
                *, lease: int = 0) -> KeyValue:
@@ -151,7 +167,8 @@ class MemoryStore(Store):
             rev = self._rev + 1
             kv = KeyValue(key, value, old.create_revision, rev, old.version + 1, lease)
             self._apply_put(kv, old)
-            return kv
+        self._deliver()
+        return kv
 
     def delete(self, key: str, expected_mod_revision: int | None = None) -> KeyValue:
         with self._lock:
@@ -161,7 +178,8 @@ class MemoryStore(Store):
             if expected_mod_revision is not None and old.mod_revision != expected_mod_revision:
                 raise RevisionMismatchError(key, expected_mod_revision, old)
             self._apply_delete(old, self._rev + 1)
-            return old
+        self._deliver()
+        return old
 
     def _apply_put(self, kv: KeyValue, old: KeyValue | None, *, log: bool = True) -> None:
         """Install a put at kv.mod_revision (also used by WAL replay with log=False)."""
@@ -193,15 +211,41 @@ class MemoryStore(Store):
         if self._history_limit and len(self._history) > self._history_limit * 2:
             self.compact(self._history[-self._history_limit].revision)
         key = ev.kv.key
-        for prefix, callback in self._subscribers:
-            if key.startswith(prefix):
-                try:
-                    callback(ev)
-                except Exception:  # a subscriber's bug must never fail a committed write
-                    log.exception("store subscriber for %s failed", prefix)
+        if self._subscribers:
+            self._undelivered.append(ev)
         for w in self._watches:
             if key.startswith(w.prefix):
                 w._push(ev)
+
+    def _deliver(self) -> None:
+        """Tell subscribers of every committed write, in revision order (store lock NOT held).
+
+        Whoever finds the delivery lock free delivers everything waiting, its own write
+        and other threads' writes alike; a thread that finds it taken returns at once,
+        since the holder delivers its write too (it looks again after letting go)."""
+        undelivered = self._undelivered
+        while undelivered:
+            if not self._delivering.acquire(blocking=False):
+                return
+            try:
+                self._deliver_locked()
+            finally:
+                self._delivering.release()
+
+    def _deliver_locked(self) -> None:
+        undelivered = self._undelivered
+        while undelivered:
+            try:
+                ev = undelivered.popleft()
+            except IndexError:
+                return
+            key = ev.kv.key  # type: ignore[union-attr]
+            for prefix, callback, since in self._subscribers:
+                if key.startswith(prefix) and ev.revision > since:
+                    try:
+                        callback(ev)
+                    except Exception:  # a subscriber's bug must never fail a committed write
+                        log.exception("store subscriber for %s failed", prefix)
 
     # ---- watch -------------------------------------------------------------
     def watch(self, prefix: str, start_revision: int = 0) -> Watch:
@@ -221,25 +265,32 @@ class MemoryStore(Store):
     def subscribe(self, prefix: str, callback: Callable[[WatchEvent], None]
                   ) -> tuple[list[KeyValue], int, Callable[[], None]]:
         """For in-process readers that must see each write as it commits (the API's watch
-        caches): `callback(event)` runs in the writer's thread, under the store lock, in
-        revision order, so no thread hand-off sits between a write and its readers.
-        Returns the keys under `prefix` now, the revision they are at, and a cancel function.
-        Callbacks must be quick and must not call back into the store."""
-        entry = (prefix, callback)
-        with self._lock:
-            kvs, rev = self.range(prefix)
-            self._subscribers.append(entry)
+        caches): `callback(event)` runs in a writer's thread right after the write, in
+        revision order, one call at a time, so no thread hand-off sits between a write and
+        its readers. Returns the keys under `prefix` now, the revision they are at, and a
+        cancel function. Callbacks must be quick and must not call back into the store."""
+        with self._delivering:
+            with self._lock:
+                kvs, rev = self.range(prefix)
+                # writes up to `rev` are in kvs, even those still waiting to be delivered
+                entry = (prefix, callback, rev)
+                self._subscribers = (*self._subscribers, entry)
+        self._deliver()     # writes that found the delivery lock taken while we held it
 
         def cancel() -> None:
-            with self._lock:
-                if entry in self._subscribers:
-                    self._subscribers.remove(entry)
+            with self._delivering:
+                self._subscribers = tuple(e for e in self._subscribers if e is not entry)
+            self._deliver()
         return kvs, rev, cancel
 
     def sync_point(self) -> int:
-        """The current revision, once every write up to it (and its subscribers) has finished."""
+        """The current revision, once every write up to it has reached the subscribers."""
         with self._lock:
-            return self._rev
+            rev = self._rev
+        with self._delivering:
+            self._deliver_locked()
+        self._deliver()
+        return rev
 
     def _remove_watch(self, w: _MemoryWatch) -> None:
         with self._lock:
@@ -265,6 +316,10 @@ class MemoryStore(Store):
             lease.expires = self._clock.monotonic() + lease.ttl
 
     def revoke_lease(self, lease_id: int) -> None:
+        self._revoke(lease_id)
+        self._deliver()
+
+    def _revoke(self, lease_id: int) -> None:
         with self._lock:
             lease = self._leases.pop(lease_id, None)
             if lease is None:
@@ -284,8 +339,9 @@ class MemoryStore(Store):
         with self._lock:
             expired = [lid for lid, lease in self._leases.items() if lease.expires <= now]
             for lid in expired:
-                self.revoke_lease(lid)
-            return len(expired)
+                self._revoke(lid)
+        self._deliver()
+        return len(expired)
 
     def _check_lease(self, lease: int) -> None:
         if lease and lease not in self._leases:
