@@ -74,3 +74,12 @@ def test_ticking_runs_a_policy_and_unfreezes_at_the_end():
             bulk = [[i] for i in range(100)]
         assert gc.get_freeze_count() >= len(bulk)
     assert gc.get_freeze_count() == 0
+
+
+def test_malloc_arenas_are_capped_where_the_c_library_is_glibc():
+    import platform
+    from kbox.gcpolicy import limit_malloc_arenas
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt(M_ARENA_MAX) is glibc's")
+    assert limit_malloc_arenas() is True
+    assert limit_malloc_arenas() is True      # a second cluster in the process: still fine

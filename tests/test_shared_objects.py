@@ -42,3 +42,50 @@ def test_the_guard_catches_a_reader_that_changes_a_shared_object(api):
     cache.SHARED_MUTATIONS.clear()      # expected here: keep the suite's own check green
     w.close()
     assert found == ["/registry/configmaps/default/b"]
+
+
+def test_cached_objects_decode_on_first_read_with_their_resource_version():
+    c = cache.CachedObject(stored=b'{"metadata":{"name":"a"},"data":{"k":"v"}}', revision=42)
+    assert c._obj is None                     # nothing decoded until someone reads it
+    obj = c.obj
+    assert obj == {"metadata": {"name": "a", "resourceVersion": "42"}, "data": {"k": "v"}}
+    assert c.obj is obj                       # every reader shares one decoded object
+    assert c.raw == b'{"metadata":{"name":"a","resourceVersion":"42"},"data":{"k":"v"}}'
+    gone = c.with_revision(50)
+    assert gone.revision == 50 and gone.obj["metadata"]["resourceVersion"] == "50"
+    assert obj["metadata"]["resourceVersion"] == "42"
+
+
+def test_informer_moves_index_entries_only_when_index_values_change(client):
+    from kbox.controllers.informer import InformerFactory
+    f = InformerFactory(client)
+    inf = f.informer("configmaps")
+    inf.add_index("owner-label", lambda o: [o["metadata"].get("labels", {}).get("owner", "")])
+    f.start()
+    assert f.wait_for_sync(5)
+    cm = _cm("a", "1")
+    cm["metadata"]["labels"] = {"owner": "x"}
+    client.create("configmaps", cm, "default")
+
+    def names(value: str) -> list[str]:
+        return [o["metadata"]["name"] for o in inf.by_index("owner-label", value)]
+
+    def wait_for(cond) -> None:
+        deadline = time.time() + 5
+        while not cond() and time.time() < deadline:
+            time.sleep(0.01)
+        assert cond()
+
+    wait_for(lambda: names("x") == ["a"])
+    client.patch("configmaps", "a", {"data": {"k": "2"}}, "merge", "default")
+    wait_for(lambda: (inf.get("default/a") or {}).get("data") == {"k": "2"})
+    assert names("x") == ["a"]
+    client.patch("configmaps", "a", {"metadata": {"labels": {"owner": "y"}}}, "merge", "default")
+    wait_for(lambda: names("y") == ["a"])
+    assert names("x") == []
+    inf.add_index("data", lambda o: [o.get("data", {}).get("k", "")])   # added late: built from the cache
+    assert [o["metadata"]["name"] for o in inf.by_index("data", "2")] == ["a"]
+    client.delete("configmaps", "a", "default")
+    wait_for(lambda: len(inf) == 0)
+    assert names("y") == [] and inf.by_index("data", "2") == []
+    f.stop()
