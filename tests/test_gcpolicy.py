@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import threading
 
+import pytest
+
 from kbox.gcpolicy import GcPolicy, collection_paused, ticking
 
 
