@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from kbox.api.errors import ApiError, gone, timeout as timeout_error
+from kbox.api.objects import dumps_kept
 from kbox.api.resources import ResourceInfo
 from kbox.store import Store, WatchEvent, drain_queue
 
@@ -71,7 +72,7 @@ class CachedObject:
     def raw(self) -> bytes:
         raw = self._raw
         if raw is None:     # two threads may both encode: same bytes, no harm
-            raw = self._raw = orjson.dumps(self.obj)
+            raw = self._raw = dumps_kept(self.obj)
         return raw
 
     def with_revision(self, rev: int) -> "CachedObject":
@@ -93,7 +94,7 @@ class CacheEvent:
 def _with_rv(raw: bytes, rev: int) -> CachedObject:
     c = CachedObject(stored=raw, revision=rev)
     if CHECK_SHARED:          # decoded and encoded now, to compare against later
-        c._raw = orjson.dumps(c.obj)
+        c._raw = dumps_kept(c.obj)
     return c
 
 

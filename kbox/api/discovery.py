@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from kbox.api import metrics
+from kbox.api.objects import dumps_kept
 from kbox.api.resources import RESOURCES, ResourceInfo, groups
 
 DISCOVERY_GROUP = "apidiscovery.k8s.io"
@@ -200,7 +199,7 @@ def cached(key: tuple[Any, ...], build: Any) -> bytes:
     full = key + (len(RESOURCES),)
     data = _CACHE.get(full)
     if data is None:
-        data = _CACHE[full] = orjson.dumps(build())
+        data = _CACHE[full] = dumps_kept(build())
     return data
 
 

@@ -36,10 +36,10 @@ import hashlib
 import threading
 from typing import Any
 
-import orjson
 import yaml
 
 from kbox.api import errors, protobuf, schema
+from kbox.api.objects import dumps_kept
 from kbox.api.resources import RESOURCES, ResourceInfo
 from kbox.api.version import KUBERNETES_VERSION
 
@@ -503,7 +503,7 @@ class _Docs:
             if self._key == key:
                 return self
             doc = v2_document()
-            self.v2_json = orjson.dumps(doc)
+            self.v2_json = dumps_kept(doc)
             self.v2_pb = v2_protobuf(doc)
             self.v2_etag = hashlib.sha512(self.v2_json).hexdigest()[:32].upper()
             v3: dict[str, tuple[bytes, str]] = {}
@@ -511,10 +511,10 @@ class _Docs:
                 d = v3_document(g, v)
                 if d is None:
                     continue
-                data = orjson.dumps(d)
+                data = dumps_kept(d)
                 v3[gv_path(g, v)] = (data, hashlib.sha512(data).hexdigest()[:128].upper())
             self.v3 = v3
-            self.v3_root = orjson.dumps({"paths": {
+            self.v3_root = dumps_kept({"paths": {
                 p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={h}"} for p, (_, h) in v3.items()}})
             self._key = key
         return self

@@ -27,7 +27,7 @@ import orjson
 from kbox.api import errors
 from kbox.api.cache import CachedObject, WatchCache, Watcher
 from kbox.api.errors import ApiError
-from kbox.api.objects import Obj, deep_copy
+from kbox.api.objects import Obj, deep_copy, dumps_kept
 from kbox.api.resources import RESOURCES, ResourceInfo, lookup
 from kbox.api.selectors import (FieldSelector, LabelSelector, parse_field_selector,
                                 parse_label_selector, selector_to_string)
@@ -148,7 +148,7 @@ class ApiServer:
         m = obj.get("metadata") or {}
         rv = m.pop("resourceVersion", None)
         try:
-            data = orjson.dumps(obj)
+            data = dumps_kept(obj)
         finally:
             if rv is not None:
                 m["resourceVersion"] = rv

@@ -40,6 +40,7 @@ def _spec_known_valid(raw: bytes) -> bool:
 
 
 def _remember_valid_spec(raw: bytes) -> None:
+    raw = bytes(memoryview(raw))     # kept: its exact size, not orjson's whole buffer
     with _valid_specs_lock:
         _VALID_SPECS[raw] = None
         while len(_VALID_SPECS) > _VALID_SPECS_MAX:
