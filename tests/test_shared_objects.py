@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import orjson
+
 from kbox.api import cache
 from kbox.api.client import InProcessClient
 
@@ -89,3 +91,19 @@ def test_informer_moves_index_entries_only_when_index_values_change(client):
     wait_for(lambda: len(inf) == 0)
     assert names("y") == [] and inf.by_index("data", "2") == []
     f.stop()
+
+
+def test_kept_encodings_hold_only_their_own_size():
+    import tracemalloc
+    from kbox.api.objects import dumps_kept
+    obj = {"metadata": {"name": "p"}, "spec": {"note": "x" * 2000}}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [dumps_kept(obj) for _ in range(200)]
+        per_value = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+    finally:
+        tracemalloc.stop()
+    assert kept[0] == orjson.dumps(obj)
+    # orjson's own result would hold its 32 KiB buffer
+    assert per_value < 2 * len(kept[0])
