@@ -186,7 +186,8 @@ class WatchCache:
         # snapshot below instead of being overwritten by it
         with self._lock:
             if subscribe is not None:
-                # the memory store calls us as each write commits: no thread, no queue between
+                # the memory store calls us right after each write, in revision order, from
+                # the writing thread: no thread, no queue between
                 kvs, rev, self._cancel = subscribe(self.prefix, self._on_store_event)
             else:
                 kvs, rev = store.range(self.prefix)
