@@ -20,13 +20,12 @@ a context switch. Two helpers cut the hand-offs:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
 # how long a busy consumer lets items gather; what counts as busy: a batch taken within
 # BUSY_GAP of the previous one; and a batch so big that there is surely more waiting
-LINGER = float(os.environ.get("KBOX_PACE_LINGER", "0.002"))
+LINGER = 0.002
 BUSY_GAP = 0.005
 BACKLOG = 64
 
