@@ -20,7 +20,7 @@ from kbox.api.kinds.podspec import (default_pod, qos_class, validate_pod_spec,
                                     validate_pod_spec_update)
 from kbox.api.models import core
 from kbox.api.models.base import check
-from kbox.api.objects import Obj
+from kbox.api.objects import Obj, exact_size
 from kbox.api.strategy import register
 
 
@@ -40,7 +40,7 @@ def _spec_known_valid(raw: bytes) -> bool:
 
 
 def _remember_valid_spec(raw: bytes) -> None:
-    raw = bytes(memoryview(raw))     # kept: its exact size, not orjson's whole buffer
+    raw = exact_size(raw)            # kept: not orjson's whole buffer
     with _valid_specs_lock:
         _VALID_SPECS[raw] = None
         while len(_VALID_SPECS) > _VALID_SPECS_MAX:
